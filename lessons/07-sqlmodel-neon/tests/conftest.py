@@ -1,0 +1,82 @@
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, StaticPool, text
+from sqlmodel import Session, SQLModel, create_engine
+
+from task_api.config import Settings, get_settings
+from task_api.database import create_db_engine, get_session
+from task_api.main import app
+
+# Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+# That database is emptied by the tests: never point it at data you want to keep.
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+def pytest_report_header() -> str:
+    if POSTGRES_URL:
+        return "databases: SQLite and PostgreSQL (TEST_DATABASE_URL)"
+    return "databases: SQLite only (set TEST_DATABASE_URL to run on PostgreSQL as well)"
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """One engine per database for the whole run."""
+    if request.param == "sqlite":
+        # In memory, and one connection shared by every thread, so all sessions see the same data.
+        engine = create_engine(
+            "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+    else:
+        assert POSTGRES_URL is not None
+        engine = create_db_engine(POSTGRES_URL)
+        with engine.begin() as connection:  # start from an empty schema, whatever ran before
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on freshly made, empty tables, so no test sees another test's tasks."""
+    SQLModel.metadata.drop_all(engine)
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings for tests: the defaults, whatever your environment or .env file says."""
+    return Settings(_env_file=None, app_name="Test API", environment="development")
+
+
+@pytest.fixture
+def client(engine: Engine, session: Session, settings: Settings) -> Iterator[TestClient]:
+    """A client whose requests reach the app with the test's database and settings."""
+
+    def get_test_session() -> Iterator[Session]:
+        # A session per request, as in production: what one request left undone,
+        # the next one does not see.
+        with Session(engine) as request_session:
+            yield request_session
+
+    app.dependency_overrides[get_session] = get_test_session
+    app.dependency_overrides[get_settings] = lambda: settings
+    yield TestClient(app)
+    app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def task(client: TestClient) -> dict[str, Any]:
+    """One task, created through the API."""
+    response = client.post(
+        "/tasks", json={"title": "Buy milk", "priority": "high", "due_date": "2026-12-01"}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -1,0 +1,49 @@
+"""Rate limits: how often a client may try to log in, and how often a user may call the API."""
+
+import math
+import time
+from typing import Any
+
+from fastapi import HTTPException
+from limits import RateLimitItem, parse_many
+from slowapi import Limiter
+from slowapi.util import get_remote_address
+
+from task_api.config import get_settings
+from task_api.deps import CurrentUser, SettingsDep
+from task_api.models import ErrorMessage
+
+# Counters kept in this process's memory: right for one process. The capstone keeps them
+# in Redis, so that every worker process counts the same requests.
+limiter = Limiter(key_func=get_remote_address, storage_uri="memory://")
+
+TOO_MANY_REQUESTS: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorMessage,
+        "description": "Too many requests; the Retry-After header says how many seconds to wait",
+    }
+}
+
+
+def login_limit() -> str:
+    """The login limit, read from the settings when a request comes in."""
+    return get_settings().rate_limit_login
+
+
+def too_many_requests(limit: RateLimitItem, *keys: str) -> HTTPException:
+    """A 429 that says which limit was hit and when the client may try again."""
+    reset_at, _remaining = limiter.limiter.get_window_stats(limit, *keys)
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    return HTTPException(
+        status_code=429,
+        detail=f"Too many requests: the limit is {limit}",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def limit_api_calls(user: CurrentUser, settings: SettingsDep) -> None:
+    """Count this call against the caller's limit: per user, from whatever address."""
+    keys = (f"user:{user.id}", "api")
+    for limit in parse_many(settings.rate_limit_api):
+        if not limiter.limiter.hit(limit, *keys):
+            raise too_many_requests(limit, *keys)

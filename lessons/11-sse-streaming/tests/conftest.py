@@ -1,0 +1,138 @@
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, StaticPool, text
+from sqlmodel import Session, SQLModel, create_engine
+
+from task_api.config import Settings, get_settings
+from task_api.database import create_db_engine, get_session
+from task_api.events import TaskEventBroker, get_event_broker
+from task_api.main import app
+from task_api.models import User
+from task_api.rate_limit import limiter
+from task_api.security import create_access_token, hash_password
+
+# Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+# That database is emptied by the tests: never point it at data you want to keep.
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+def pytest_report_header() -> str:
+    if POSTGRES_URL:
+        return "databases: SQLite and PostgreSQL (TEST_DATABASE_URL)"
+    return "databases: SQLite only (set TEST_DATABASE_URL to run on PostgreSQL as well)"
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """One engine per database for the whole run."""
+    if request.param == "sqlite":
+        # In memory, and one connection shared by every thread, so all sessions see the same data.
+        engine = create_engine(
+            "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+    else:
+        assert POSTGRES_URL is not None
+        engine = create_db_engine(POSTGRES_URL)
+        with engine.begin() as connection:  # start from an empty schema, whatever ran before
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Every test starts with no requests counted against any limit."""
+    limiter.reset()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on freshly made, empty tables, so no test sees another test's tasks."""
+    SQLModel.metadata.drop_all(engine)
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings for tests: the defaults, whatever your environment or .env file says."""
+    return Settings(_env_file=None, app_name="Test API", environment="development")
+
+
+PASSWORD = "correct horse battery staple"
+# Hashing is slow on purpose: hash once for the whole run, not once per test.
+HASHED_PASSWORD = hash_password(PASSWORD)
+
+
+def create_user(session: Session, username: str) -> User:
+    user = User(username=username, hashed_password=HASHED_PASSWORD)
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def bearer(user: User, settings: Settings) -> dict[str, str]:
+    """The header a client sends after logging in as this user."""
+    assert user.id is not None
+    return {"Authorization": f"Bearer {create_access_token(user.id, settings)}"}
+
+
+@pytest.fixture
+def broker() -> TaskEventBroker:
+    """A fresh event broker, so no test sees another test's events."""
+    return TaskEventBroker(buffer_size=5)
+
+
+@pytest.fixture
+def anonymous_client(
+    engine: Engine, session: Session, settings: Settings, broker: TaskEventBroker
+) -> Iterator[TestClient]:
+    """A client that has not logged in, whose requests reach the test's database and settings."""
+
+    def get_test_session() -> Iterator[Session]:
+        # A session per request, as in production: what one request left undone,
+        # the next one does not see.
+        with Session(engine) as request_session:
+            yield request_session
+
+    app.dependency_overrides[get_session] = get_test_session
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.dependency_overrides[get_event_broker] = lambda: broker
+    yield TestClient(app)
+    app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def user(session: Session) -> User:
+    """Alice, a registered user."""
+    return create_user(session, "alice")
+
+
+@pytest.fixture
+def client(anonymous_client: TestClient, user: User, settings: Settings) -> TestClient:
+    """A client logged in as alice."""
+    return TestClient(app, headers=bearer(user, settings))
+
+
+@pytest.fixture
+def other_client(anonymous_client: TestClient, session: Session, settings: Settings) -> TestClient:
+    """A client logged in as bob, another user."""
+    return TestClient(app, headers=bearer(create_user(session, "bob"), settings))
+
+
+@pytest.fixture
+def task(client: TestClient) -> dict[str, Any]:
+    """One task, created through the API."""
+    response = client.post(
+        "/tasks", json={"title": "Buy milk", "priority": "high", "due_date": "2026-12-01"}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

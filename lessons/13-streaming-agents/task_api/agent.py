@@ -1,0 +1,331 @@
+"""The TaskManager agent: the task service's own functions, offered to a model as tools."""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import httpx
+from agents import (
+    Agent,
+    AgentsException,
+    AgentUpdatedStreamEvent,
+    MaxTurnsExceeded,
+    Model,
+    RawResponsesStreamEvent,
+    RunConfig,
+    RunContextWrapper,
+    Runner,
+    RunResult,
+    ToolCallItem,
+    ToolCallOutputItem,
+    TResponseInputItem,
+    function_tool,
+)
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.models.openai_responses import OpenAIResponsesModel
+from openai import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncOpenAI,
+    DefaultAsyncHttpxClient,
+)
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session
+
+from course_shared.offline_model import OfflineModel
+from task_api.config import Settings
+from task_api.errors import TaskError
+from task_api.events import TaskEventBroker
+from task_api.models import Task, TaskCreate, TaskPriority, TaskPublic, TaskStatus, TaskUpdate
+from task_api.repository import SqlTaskRepository
+from task_api.services import TaskService
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskContext:
+    """What the tools work with, and the model never sees or chooses: whose tasks, and where."""
+
+    owner_id: int
+    database: Engine | Connection
+    events: TaskEventBroker
+
+
+def run_tool(ctx: RunContextWrapper[TaskContext], action: Callable[[TaskService], Any]) -> str:
+    """Call the service for the caller, and answer the model in JSON.
+
+    A broken rule ("Task 9 not found") is an answer the model can pass on, not a failure.
+    Each call has a database session of its own, closed as soon as the call is done: the
+    SDK may run several tools at once, each in a worker thread, and the run may wait seconds
+    for the model between calls without holding a connection.
+    """
+    context = ctx.context
+    with Session(context.database) as session:
+        tasks = TaskService(
+            SqlTaskRepository(session), owner_id=context.owner_id, events=context.events
+        )
+        try:
+            result = action(tasks)
+            if isinstance(result, list):
+                return json.dumps([public(task) for task in result])
+            return json.dumps(public(result) if isinstance(result, Task) else result)
+        except TaskError as error:
+            return json.dumps({"error": error.detail})
+        except ValidationError as error:
+            return json.dumps({"error": error.errors(include_url=False)[0]["msg"]})
+
+
+def public(task: Task) -> dict[str, Any]:
+    return TaskPublic.model_validate(task).model_dump(
+        mode="json", exclude={"created_at", "updated_at"}
+    )
+
+
+@function_tool
+def create_task(
+    ctx: RunContextWrapper[TaskContext],
+    title: str,
+    description: str | None = None,
+    priority: TaskPriority = TaskPriority.MEDIUM,
+    due_date: date | None = None,
+) -> str:
+    """Create a task for the user.
+
+    Args:
+        title: What to do, in a few words.
+        description: More detail, if the user gave any.
+        priority: low, medium or high.
+        due_date: When it is due, as YYYY-MM-DD.
+    """
+    data = {"title": title, "description": description, "priority": priority, "due_date": due_date}
+    return run_tool(ctx, lambda tasks: tasks.create_task(TaskCreate.model_validate(data)))
+
+
+@function_tool
+def list_tasks(
+    ctx: RunContextWrapper[TaskContext],
+    status: TaskStatus | None = None,
+    priority: TaskPriority | None = None,
+) -> str:
+    """List the user's tasks, optionally only those of one status or one priority."""
+    return run_tool(
+        ctx, lambda tasks: tasks.list_tasks(status=status, priority=priority, limit=100)
+    )
+
+
+@function_tool
+def get_task(ctx: RunContextWrapper[TaskContext], task_id: int) -> str:
+    """Read one of the user's tasks by its id."""
+    return run_tool(ctx, lambda tasks: tasks.get_task(task_id))
+
+
+@function_tool
+def update_task(
+    ctx: RunContextWrapper[TaskContext],
+    task_id: int,
+    title: str | None = None,
+    description: str | None = None,
+    status: TaskStatus | None = None,
+    priority: TaskPriority | None = None,
+    due_date: date | None = None,
+) -> str:
+    """Change some fields of one of the user's tasks; fields left out stay as they are."""
+    fields = {
+        "title": title,
+        "description": description,
+        "status": status,
+        "priority": priority,
+        "due_date": due_date,
+    }
+    changes = {name: value for name, value in fields.items() if value is not None}
+    return run_tool(ctx, lambda tasks: tasks.update_task(task_id, TaskUpdate(**changes)))
+
+
+@function_tool
+def complete_task(ctx: RunContextWrapper[TaskContext], task_id: int) -> str:
+    """Mark one of the user's tasks as completed."""
+    done = TaskUpdate(status=TaskStatus.COMPLETED)
+    return run_tool(ctx, lambda tasks: tasks.update_task(task_id, done))
+
+
+@function_tool
+def delete_task(ctx: RunContextWrapper[TaskContext], task_id: int) -> str:
+    """Delete one of the user's tasks for good."""
+
+    def delete(tasks: TaskService) -> dict[str, int]:
+        tasks.delete_task(task_id)
+        return {"deleted": task_id}
+
+    return run_tool(ctx, delete)
+
+
+INSTRUCTIONS = """\
+You are TaskManager. You keep the user's task list with your tools: create, list, read,
+change, complete and delete tasks. Use the tools for every fact about tasks; never guess
+an id. Say what you did in a sentence or two, and only what the tools confirmed.
+Today is {today}."""
+
+
+def build_agent(model: Model) -> Agent[TaskContext]:
+    return Agent[TaskContext](
+        name="TaskManager",
+        instructions=INSTRUCTIONS.format(today=date.today().isoformat()),
+        tools=[create_task, list_tasks, get_task, update_task, complete_task, delete_task],
+        model=model,
+    )
+
+
+# Loading the certificate store into a new SSL context costs about 30 ms of CPU, the most
+# of what building an OpenAI client costs. Build it once: every client can share it.
+SSL_CONTEXT = httpx.create_ssl_context()
+
+
+def build_model(settings: Settings) -> Model:
+    """The model AGENT_MODEL names: offline, OpenAI's, or an OpenAI-compatible server's."""
+    if settings.agent_model == "offline":
+        return OfflineModel()
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    http_client = DefaultAsyncHttpxClient(verify=SSL_CONTEXT)
+    if settings.openai_base_url:
+        # Ollama, vLLM, LM Studio...: they speak the Chat Completions API, and need no key.
+        client = AsyncOpenAI(
+            base_url=settings.openai_base_url, api_key=api_key or "unused", http_client=http_client
+        )
+        return OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
+    client = AsyncOpenAI(api_key=api_key, http_client=http_client)
+    return OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+
+
+# A run that needs more model calls than this has lost its way.
+MAX_TURNS = 10
+
+
+class AgentRunFailed(Exception):
+    """The run could not finish; `status_code` and `detail` say why, for the client."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+async def run_agent(
+    agent: Agent[TaskContext], message: str, context: TaskContext, settings: Settings
+) -> RunResult:
+    """Run the agent on one message, within the time limit, and name what went wrong."""
+    try:
+        async with asyncio.timeout(settings.agent_timeout_seconds):
+            return await Runner.run(
+                agent,
+                message,
+                context=context,
+                max_turns=MAX_TURNS,
+                run_config=run_config(settings),
+            )
+    except Exception as error:
+        raise explain_failure(error, settings) from None
+
+
+async def stream_agent_run(
+    agent: Agent[TaskContext],
+    input: list[TResponseInputItem],
+    context: TaskContext,
+    settings: Settings,
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Run the agent and tell what happens as it happens: (event, data) pairs, as in §6.3.
+
+    Ends with ("done", ...) holding the reply and usage, or raises AgentRunFailed. When the
+    caller stops listening (the client went away), the run is cancelled.
+    """
+    run = Runner.run_streamed(
+        agent, input, context=context, max_turns=MAX_TURNS, run_config=run_config(settings)
+    )
+    names: dict[str, str] = {}  # call id -> tool name, to name each output
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.agent_timeout_seconds
+    events = run.stream_events().__aiter__()
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), deadline - loop.time())
+            except StopAsyncIteration:
+                break
+            if isinstance(event, AgentUpdatedStreamEvent):
+                yield "agent", {"name": event.new_agent.name}
+            elif isinstance(event, RawResponsesStreamEvent):
+                if event.data.type == "response.output_text.delta":
+                    yield "delta", {"text": event.data.delta}
+            elif event.name == "tool_called" and isinstance(event.item, ToolCallItem):
+                raw: Any = event.item.raw_item
+                names[raw.call_id] = raw.name
+                arguments = parse_arguments(raw.arguments)
+                yield (
+                    "tool_call",
+                    {"call_id": raw.call_id, "name": raw.name, "arguments": arguments},
+                )
+            elif event.name == "tool_output" and isinstance(event.item, ToolCallOutputItem):
+                call_id = event.item.raw_item["call_id"]  # type: ignore[index]
+                output = str(event.item.output)
+                yield (
+                    "tool_output",
+                    {"call_id": call_id, "name": names.get(call_id), "output": output},
+                )
+    except Exception as error:
+        raise explain_failure(error, settings) from None
+    finally:
+        if not run.is_complete:
+            run.cancel()  # the client went away, or the run failed: stop calling the model
+    usage = run.context_wrapper.usage
+    yield (
+        "done",
+        {
+            "reply": str(run.final_output),
+            "input": run.to_input_list(),
+            "usage": {
+                "requests": usage.requests,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+            },
+        },
+    )
+
+
+def parse_arguments(arguments: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return {"unparsed": arguments}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+def run_config(settings: Settings) -> RunConfig:
+    tracing = settings.agent_tracing and settings.openai_api_key is not None
+    return RunConfig(tracing_disabled=not tracing)
+
+
+def explain_failure(error: Exception, settings: Settings) -> AgentRunFailed:
+    """What a failed run means for the client: 502 or 504, with a detail."""
+    if isinstance(error, AgentRunFailed):
+        return error
+    if isinstance(error, TimeoutError | APITimeoutError):
+        limit = f"{settings.agent_timeout_seconds:g}"
+        return AgentRunFailed(504, f"The model did not finish within {limit} seconds")
+    if isinstance(error, MaxTurnsExceeded):
+        return AgentRunFailed(502, f"The agent did not finish within {MAX_TURNS} turns")
+    if isinstance(error, APIStatusError):
+        logger.warning("model provider error: HTTP %s", error.status_code)
+        detail = f"The model provider answered with an error (HTTP {error.status_code})"
+        return AgentRunFailed(502, detail)
+    if isinstance(error, APIConnectionError):
+        return AgentRunFailed(502, "The model provider could not be reached")
+    if isinstance(error, AgentsException):
+        logger.warning("agent run failed: %s", error)
+        return AgentRunFailed(502, "The model's answer could not be used")
+    raise error

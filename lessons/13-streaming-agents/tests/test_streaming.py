@@ -1,0 +1,193 @@
+"""POST /agent/chat/stream and the conversations the agent remembers."""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from agents import Model, ModelBehaviorError
+from agents.testing import ScriptedModel, assistant_message
+from fastapi.testclient import TestClient
+
+from course_shared.sse import ServerSentEvent, iter_sse, parse_sse
+from task_api.deps import get_agent_model
+from task_api.main import app
+
+
+def stream(client: TestClient, message: str, session_id: str | None = None) -> Any:
+    body: dict[str, Any] = {"message": message}
+    if session_id is not None:
+        body["session_id"] = session_id
+    return client.post("/agent/chat/stream", json=body)
+
+
+def events_of(response: Any) -> list[ServerSentEvent]:
+    assert response.status_code == 200, response.text
+    return parse_sse(response.text)
+
+
+@pytest.fixture
+def use_model() -> Iterator[Any]:
+    def use(model: Model) -> None:
+        app.dependency_overrides[get_agent_model] = lambda: model
+
+    yield use
+    app.dependency_overrides.pop(get_agent_model, None)
+
+
+def test_the_run_streams_in_the_documented_order(client: TestClient) -> None:
+    events = events_of(stream(client, "Add a task to buy milk"))
+
+    names = [e.event for e in events]
+    assert names[:3] == ["agent", "tool_call", "tool_output"]
+    assert set(names[3:-1]) == {"delta"}
+    assert names[-1] == "done"
+    assert events[0].json() == {"name": "TaskManager"}
+    call, output = events[1].json(), events[2].json()
+    assert (call["name"], call["arguments"]["title"]) == ("create_task", "Buy milk")
+    assert (output["call_id"], output["name"]) == (call["call_id"], "create_task")
+    assert '"Buy milk"' in output["output"]
+
+
+def test_the_deltas_add_up_to_the_reply(client: TestClient) -> None:
+    events = events_of(stream(client, "Add a task to buy milk"))
+
+    done = events[-1].json()
+    assert "".join(e.json()["text"] for e in events if e.event == "delta") == done["reply"]
+    assert set(done) == {"reply", "session_id", "usage"}
+    assert set(done["usage"]) == {"requests", "input_tokens", "output_tokens"}
+    assert client.get("/tasks").json()[0]["title"] == "Buy milk"
+
+
+def test_a_conversation_is_remembered(client: TestClient, use_model: Any) -> None:
+    model = ScriptedModel([[assistant_message("Noted.")], [assistant_message("Milk.")]])
+    use_model(model)
+    first = events_of(stream(client, "Remember: I like milk"))[-1].json()
+
+    second = events_of(stream(client, "What do I like?", first["session_id"]))[-1].json()
+
+    assert second["session_id"] == first["session_id"]
+    said_before = str(model.calls[1].input)
+    assert "Remember: I like milk" in said_before and "Noted." in said_before
+    conversation = client.get(f"/agent/sessions/{first['session_id']}").json()
+    assert conversation["messages"] == [
+        {"role": "user", "content": "Remember: I like milk"},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "What do I like?"},
+        {"role": "assistant", "content": "Milk."},
+    ]
+
+
+def test_a_new_conversation_starts_without_a_session_id(client: TestClient) -> None:
+    first = events_of(stream(client, "hello"))[-1].json()
+    second = events_of(stream(client, "hello"))[-1].json()
+
+    assert first["session_id"] != second["session_id"]
+
+
+def test_a_failed_run_is_an_error_event_and_not_remembered(
+    client: TestClient, use_model: Any
+) -> None:
+    use_model(ScriptedModel([[assistant_message("Noted.")], ModelBehaviorError("nonsense")]))
+    session_id = events_of(stream(client, "first"))[-1].json()["session_id"]
+
+    events = events_of(stream(client, "second", session_id))
+
+    assert events[-1].event == "error"
+    assert events[-1].json() == {"detail": "The model's answer could not be used", "status": 502}
+    assert "done" not in [e.event for e in events]
+    messages = client.get(f"/agent/sessions/{session_id}").json()["messages"]
+    assert [m["content"] for m in messages] == ["first", "Noted."]
+
+
+class HangingModel(Model):
+    """A model that never answers, and notes when it is called and when that is cancelled."""
+
+    def __init__(self) -> None:
+        self.called = threading.Event()
+        self.cancelled = threading.Event()
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self.called.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        yield  # pragma: no cover - never reached
+
+
+def test_a_client_that_goes_away_cancels_the_run(client: TestClient, use_model: Any) -> None:
+    model = HangingModel()
+    use_model(model)
+
+    with client.stream("POST", "/agent/chat/stream", json={"message": "hello"}) as response:
+        first = next(iter_sse(response.iter_lines()))
+        assert first.event == "agent"
+        assert model.called.wait(timeout=10)  # the model is working when the client leaves
+
+    # Waits for the server to notice, and fails rather than hangs if it never does.
+    assert model.cancelled.wait(timeout=10)
+
+
+def test_a_client_that_goes_away_leaves_no_half_turn(client: TestClient) -> None:
+    session_id = events_of(stream(client, "hello"))[-1].json()["session_id"]
+
+    with client.stream(
+        "POST",
+        "/agent/chat/stream",
+        json={"message": "add a task to buy milk", "session_id": session_id},
+    ) as response:
+        next(iter_sse(response.iter_lines()))
+
+    messages = client.get(f"/agent/sessions/{session_id}").json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+# --- conversations belong to their user ---------------------------------------------
+
+
+@pytest.fixture
+def alices_conversation(client: TestClient) -> str:
+    return events_of(stream(client, "Add a task to buy milk"))[-1].json()["session_id"]
+
+
+def test_others_cannot_read_continue_or_delete_a_conversation(
+    other_client: TestClient, alices_conversation: str
+) -> None:
+    detail = {"detail": f"Conversation {alices_conversation} not found"}
+
+    assert other_client.get(f"/agent/sessions/{alices_conversation}").json() == detail
+    assert other_client.delete(f"/agent/sessions/{alices_conversation}").status_code == 404
+    response = stream(other_client, "What did alice say?", alices_conversation)
+    assert (response.status_code, response.json()) == (404, detail)
+
+
+def test_delete_a_conversation(client: TestClient, alices_conversation: str) -> None:
+    assert client.delete(f"/agent/sessions/{alices_conversation}").status_code == 204
+    assert client.get(f"/agent/sessions/{alices_conversation}").status_code == 404
+
+
+def test_an_unknown_conversation_is_404(client: TestClient) -> None:
+    assert stream(client, "hello", "no-such-conversation").status_code == 404
+    assert client.get("/agent/sessions/no-such-conversation").status_code == 404
+
+
+@pytest.mark.parametrize("session_id", ["has space", "x" * 65, "semi;colon"])
+def test_a_malformed_session_id_is_422(client: TestClient, session_id: str) -> None:
+    assert stream(client, "hello", session_id).status_code == 422
+
+
+@pytest.mark.parametrize("body", [{}, {"message": ""}, {"message": "hi", "extra": 1}])
+def test_a_bad_request_is_422_not_a_stream(client: TestClient, body: dict[str, Any]) -> None:
+    response = client.post("/agent/chat/stream", json=body)
+
+    assert response.status_code == 422
+
+
+def test_the_stream_needs_a_token(anonymous_client: TestClient) -> None:
+    assert anonymous_client.post("/agent/chat/stream", json={"message": "hi"}).status_code == 401

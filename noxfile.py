@@ -1,0 +1,142 @@
+"""Sessions for every stage of the course, generated from the folders that exist.
+
+nox                       every stage, then lint, shared and repo
+nox -s 07-sqlmodel-neon   one stage, in its own virtualenv
+nox -s diff -- 05 06      what stage 06 adds to stage 05
+nox -s serve -- 06        run a stage with reload (no argument: the most advanced one)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+SHARED = ROOT / "shared"
+# Build output and local data that say nothing about the lesson.
+DIFF_EXCLUDES = [
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".venv",
+    ".env",
+    "*.egg-info",
+    "build",
+    "*.db",
+    "*.db-journal",
+]
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+
+
+def stage_dirs() -> list[Path]:
+    """The lesson folders in order, then the capstone when it exists."""
+    stages = sorted(p for p in (ROOT / "lessons").glob("[0-9][0-9]-*") if p.is_dir())
+    if (ROOT / "capstone" / "pyproject.toml").exists():
+        stages.append(ROOT / "capstone")
+    return stages
+
+
+def find_stage(key: str) -> Path:
+    """A stage by number ("06"), folder name ("06-settings") or "capstone"."""
+    for stage in stage_dirs():
+        if stage.name == key or stage.name.split("-")[0] == key.zfill(2):
+            return stage
+    raise ValueError(f"no stage {key!r}; stages: {', '.join(s.name for s in stage_dirs())}")
+
+
+def uses_shared(stage: Path) -> bool:
+    """A stage asks for the shared/ package with `[tool.course] uses-shared = true`."""
+    config = tomllib.loads((stage / "pyproject.toml").read_text())
+    return bool(config.get("tool", {}).get("course", {}).get("uses-shared", False))
+
+
+def install_stage(session: nox.Session, stage: Path) -> None:
+    if uses_shared(stage):
+        session.install("-e", f"{SHARED}[agents,standin]")
+    session.install("-e", f"{stage}[test]")
+
+
+def make_stage_session(stage: Path) -> None:
+    def run_stage(session: nox.Session) -> None:
+        install_stage(session, stage)
+        session.chdir(stage)
+        session.run("pytest", *session.posargs)
+
+    run_stage.__doc__ = f"Run the tests of {stage.relative_to(ROOT)}."
+    nox.session(name=stage.name)(run_stage)
+
+
+for _stage in stage_dirs():
+    make_stage_session(_stage)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def shared(session: nox.Session) -> None:
+    """The tests of the shared/ package (offline model, SSE helpers, stand-in server)."""
+    session.install("-e", f"{SHARED}[test]")
+    session.chdir(SHARED)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def repo(session: nox.Session) -> None:
+    """Repository-wide checks: layout, README sections, stage order, the diff tool."""
+    session.install("pytest", "nox")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session(python=False)
+def diff(session: nox.Session) -> None:
+    """Print what one stage adds to another: nox -s diff -- 05 06."""
+    if len(session.posargs) != 2:
+        session.error("usage: nox -s diff -- OLD NEW   (for example: nox -s diff -- 05 06)")
+    try:
+        old, new = (find_stage(key) for key in session.posargs)
+    except ValueError as error:
+        session.error(str(error))
+    print(stage_diff(old, new), end="")
+
+
+def stage_diff(old: Path, new: Path) -> str:
+    """`diff -ruN` between two stage folders, caches and local databases left out."""
+    excludes = [f"--exclude={pattern}" for pattern in DIFF_EXCLUDES]
+    result = subprocess.run(
+        ["diff", "-ruN", *excludes, old.relative_to(ROOT), new.relative_to(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode > 1:  # 0: same, 1: different, 2: trouble
+        raise RuntimeError(result.stderr)
+    return result.stdout
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Run one stage with reload on http://127.0.0.1:8000: nox -s serve -- 06."""
+    try:
+        stage = find_stage(session.posargs[0]) if session.posargs else stage_dirs()[-1]
+    except ValueError as error:
+        session.error(str(error))
+    install_stage(session, stage)
+    session.chdir(stage)
+    session.run("fastapi", "dev", "task_api/main.py", "--host", "127.0.0.1", "--port", "8000")
+
+
+# Plain `nox`: every stage, then the checks. `diff` and `serve` run only when named.
+nox.options.sessions = [stage.name for stage in stage_dirs()] + ["lint", "shared", "repo"]

@@ -1,0 +1,1 @@
+"""Code that several lessons use but do not teach."""

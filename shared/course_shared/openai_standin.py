@@ -1,0 +1,399 @@
+"""A local OpenAI-compatible server with a fixed, predictable policy.
+
+Lesson tests point the real `openai` client (and the Agents SDK's
+`OpenAIChatCompletionsModel`) at it, so the whole HTTP path runs without a key or a
+network. It speaks the Chat Completions wire format, streamed and not:
+
+- tools offered, no tool result since the last user message -> one call to
+  `config.tool_call` (when that tool is offered);
+- otherwise text: `config.reply`, or a default that quotes the last tool output.
+
+Run it in a test::
+
+    with run_standin(StandinConfig(tool_call=("list_tasks", {}))) as base_url:
+        client = AsyncOpenAI(base_url=base_url, api_key="k")
+
+or by hand: `python -m course_shared.openai_standin --port 8100 --first-token-delay 0.3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+DEFAULT_REPLY = "Hello from the stand-in model."
+TOOL_REPLY = "Here is what I found: {tool_output}"
+TOOL_OUTPUT_LIMIT = 500
+
+_WORD_BOUNDARY = re.compile(r"(?<=\s)(?=\S)")
+
+
+@dataclass
+class RecordedRequest:
+    """One request the stand-in received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any = None
+
+
+@dataclass
+class StandinConfig:
+    """How the stand-in answers; read on every request, so a test may change it live."""
+
+    # (name, arguments) of the one tool to call when it is offered; None: never call tools.
+    tool_call: tuple[str, dict[str, Any]] | None = None
+    # Text answer; "{tool_output}" in it becomes the last tool output (truncated).
+    reply: str | None = None
+    model: str = "standin"
+    first_token_delay: float = 0.0
+    chunk_delay: float = 0.0
+    # When set, only `Authorization: Bearer <require_api_key>` is accepted (else 401).
+    require_api_key: str | None = None
+    # When set, every request answers this HTTP status with an OpenAI-style error body.
+    fail_with: int | None = None
+    requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class _Answer:
+    text: str | None = None
+    tool_name: str | None = None
+    tool_arguments: str | None = None
+
+
+def create_app(config: StandinConfig | None = None) -> Starlette:
+    """Build the stand-in ASGI app (`POST /v1/chat/completions`, `GET /v1/models`)."""
+    config = config if config is not None else StandinConfig()
+    counter = itertools.count(1)
+
+    async def record(request: Request) -> RecordedRequest:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        recorded = RecordedRequest(request.method, request.url.path, headers, body)
+        config.requests.append(recorded)
+        return recorded
+
+    def refuse(request: Request) -> Response | None:
+        expected = config.require_api_key
+        if expected is not None and request.headers.get("authorization") != f"Bearer {expected}":
+            return _error(
+                401,
+                "Incorrect API key provided.",
+                error_type="invalid_request_error",
+                code="invalid_api_key",
+            )
+        if config.fail_with is not None:
+            return _error(
+                config.fail_with, f"The stand-in was told to fail with {config.fail_with}."
+            )
+        return None
+
+    async def chat_completions(request: Request) -> Response:
+        body = (await record(request)).body
+        if (refused := refuse(request)) is not None:
+            return refused
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(
+                400, "The body must be a JSON object with a 'messages' list.", param="messages"
+            )
+
+        number = next(counter)
+        answer = _decide(config, body)
+        model = str(body.get("model") or config.model)
+        usage = _usage(body["messages"], answer)
+        completion_id = f"chatcmpl-standin-{number}"
+        call_id = f"call_standin_{number}"
+        if body.get("stream"):
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            chunks = _stream_chunks(
+                config, answer, completion_id, call_id, model, usage if include_usage else None
+            )
+            return StreamingResponse(chunks, media_type="text/event-stream")
+        await asyncio.sleep(config.first_token_delay)
+        return JSONResponse(_completion(answer, completion_id, call_id, model, usage))
+
+    async def models(request: Request) -> Response:
+        await record(request)
+        if (refused := refuse(request)) is not None:
+            return refused
+        model = {"id": config.model, "object": "model", "created": 0, "owned_by": "standin"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ]
+    )
+
+
+def _decide(config: StandinConfig, body: dict[str, Any]) -> _Answer:
+    """Apply the policy: one tool call if it fits, otherwise text."""
+    messages: list[dict[str, Any]] = [m for m in body["messages"] if isinstance(m, dict)]
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    tool_outputs = [
+        _content_text(m.get("content"))
+        for m in messages[last_user + 1 :]
+        if m.get("role") == "tool"
+    ]
+    offered = {
+        tool["function"].get("name")
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+    }
+    if (
+        not tool_outputs
+        and config.tool_call is not None
+        and config.tool_call[0] in offered
+        and body.get("tool_choice") != "none"
+    ):
+        name, arguments = config.tool_call
+        return _Answer(tool_name=name, tool_arguments=json.dumps(arguments))
+
+    tool_output = _truncate(tool_outputs[-1]) if tool_outputs else ""
+    if config.reply is not None:
+        return _Answer(text=config.reply.replace("{tool_output}", tool_output))
+    if tool_outputs:
+        return _Answer(text=TOOL_REPLY.replace("{tool_output}", tool_output))
+    return _Answer(text=DEFAULT_REPLY)
+
+
+def _error(
+    status: int,
+    message: str,
+    *,
+    error_type: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+) -> JSONResponse:
+    """An error in OpenAI's body shape; `x-should-retry: false` so clients fail fast."""
+    if error_type is None:
+        error_type = "server_error" if status >= 500 else "invalid_request_error"
+    error = {"message": message, "type": error_type, "param": param, "code": code}
+    return JSONResponse({"error": error}, status_code=status, headers={"x-should-retry": "false"})
+
+
+def _completion(
+    answer: _Answer, completion_id: str, call_id: str, model: str, usage: dict[str, Any]
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+    if answer.tool_name is not None:
+        message["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": answer.tool_name, "arguments": answer.tool_arguments},
+            }
+        ]
+    finish_reason = "stop" if answer.tool_name is None else "tool_calls"
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": usage,
+    }
+
+
+async def _stream_chunks(
+    config: StandinConfig,
+    answer: _Answer,
+    completion_id: str,
+    call_id: str,
+    model: str,
+    usage: dict[str, Any] | None,
+) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        return _event(_chunk(completion_id, created, model, [choice]))
+
+    await asyncio.sleep(config.first_token_delay)
+    if answer.tool_name is not None:
+        call = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": answer.tool_name, "arguments": ""},
+        }
+        yield chunk({"role": "assistant", "content": None, "tool_calls": [call]})
+        pieces = _split_arguments(answer.tool_arguments or "")
+        finish_reason = "tool_calls"
+    else:
+        yield chunk({"role": "assistant", "content": ""})
+        pieces = _WORD_BOUNDARY.split(answer.text or "")
+        finish_reason = "stop"
+
+    for piece in pieces:
+        await asyncio.sleep(config.chunk_delay)
+        if answer.tool_name is not None:
+            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        else:
+            yield chunk({"content": piece})
+    yield chunk({}, finish_reason)
+    if usage is not None:
+        yield _event({**_chunk(completion_id, created, model, []), "usage": usage})
+    yield "data: [DONE]\n\n"
+
+
+def _chunk(
+    completion_id: str, created: int, model: str, choices: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+    }
+
+
+def _event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+def _split_arguments(arguments: str) -> list[str]:
+    # Real servers stream arguments in fragments; two is enough to exercise reassembly.
+    middle = len(arguments) // 2
+    return [part for part in (arguments[:middle], arguments[middle:]) if part]
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return "" if content is None else json.dumps(content)
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= TOOL_OUTPUT_LIMIT else text[: TOOL_OUTPUT_LIMIT - 1] + "…"
+
+
+def _usage(messages: list[Any], answer: _Answer) -> dict[str, Any]:
+    # Words stand in for tokens: deterministic, and enough to see usage flow through.
+    prompt_tokens = sum(
+        len(_content_text(m.get("content")).split()) for m in messages if isinstance(m, dict)
+    )
+    output = answer.text if answer.tool_name is None else answer.tool_arguments
+    completion_tokens = max(len((output or "").split()), 1)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+@contextmanager
+def run_standin(
+    config: StandinConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[str]:
+    """Serve the stand-in in a background thread; yield its base URL (`http://…/v1`).
+
+    `port=0` picks a free port. The server stops when the block exits.
+    """
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Binding here, not in uvicorn, hands the free port back without a race.
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="openai-standin", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the OpenAI stand-in server did not start")
+            time.sleep(0.01)
+        yield f"http://{host}:{bound_port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout=5)
+        sock.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: serve the stand-in until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m course_shared.openai_standin",
+        description="A local OpenAI-compatible server with a predictable policy.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--model", default="standin", help="the id GET /v1/models lists")
+    parser.add_argument("--reply", help='the text answer; "{tool_output}" quotes the tool')
+    parser.add_argument("--tool-call", metavar="NAME", help="call this tool when offered")
+    parser.add_argument(
+        "--tool-arguments", default="{}", metavar="JSON", help="arguments of --tool-call"
+    )
+    parser.add_argument("--first-token-delay", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--api-key", help="require `Authorization: Bearer API_KEY`")
+    parser.add_argument("--fail-with", type=int, metavar="STATUS", help="answer every request so")
+    parser.add_argument(
+        "--quiet", action="store_true", help="log warnings only, not every request"
+    )
+    args = parser.parse_args(argv)
+
+    tool_arguments = json.loads(args.tool_arguments)
+    if not isinstance(tool_arguments, dict):
+        parser.error("--tool-arguments must be a JSON object")
+    config = StandinConfig(
+        tool_call=(args.tool_call, tool_arguments) if args.tool_call else None,
+        reply=args.reply,
+        model=args.model,
+        first_token_delay=args.first_token_delay,
+        chunk_delay=args.chunk_delay,
+        require_api_key=args.api_key,
+        fail_with=args.fail_with,
+    )
+    print(f"OpenAI stand-in: OPENAI_BASE_URL=http://{args.host}:{args.port}/v1")
+    log_level = "warning" if args.quiet else "info"
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=log_level)
+
+
+if __name__ == "__main__":
+    main()
