@@ -3,7 +3,8 @@
 It reads the latest user message, calls the task tools it is offered, and answers from
 what those tools returned. Three layers, each usable on its own:
 
-1. `parse_request(text, today)` turns everyday words into an `Intent`.
+1. `parse_request(text, today)` turns everyday words into an `Intent`; "it" or "that"
+   means the task the conversation last spoke of, when given one (`last_task_id`).
 2. `decide(intent, results, offer, today)` picks the next `ToolCall` or `Reply`.
 3. `OfflineModel` reads the SDK's input items and writes SDK output items and stream events.
 
@@ -487,12 +488,17 @@ _PRIORITY_MOVES: dict[str, Priority] = {"raise": "high", "increase": "high", "bu
 _PRIORITY_MOVES |= {"lower": "low", "decrease": "low"}
 
 
-def _parse_task_action(text: str, today: date) -> Intent | None:
+_PRONOUN_REF = re.compile(r"^(?:it|that|this)(?:\s+(?:one|task))?$", _FLAGS)
+
+
+def _parse_task_action(text: str, today: date, last_task_id: int | None = None) -> Intent | None:
     for pattern, action in _ACTIONS:
         m = pattern.match(text)
         if not m:
             continue
         task_id, words = parse_task_ref(m["ref"])
+        if task_id is None and not words and _PRONOUN_REF.match(m["ref"].strip(" ,.;:!?")):
+            task_id = last_task_id  # "mark it done", after a turn about one task
         if task_id is None and not words:
             continue
         value = m.groupdict().get("value") or ""
@@ -577,12 +583,18 @@ _GREETING = re.compile(
 )
 
 
-def parse_request(text: str, today: date) -> Intent:
-    """Recognise one request in a user's message."""
+def parse_request(text: str, today: date, last_task_id: int | None = None) -> Intent:
+    """Recognise one request in a user's message.
+
+    `last_task_id` is the task the conversation last spoke of: "it" or "that" names it.
+    """
     cleaned = _normalise(text)
-    for parse in (_parse_plan, _parse_create, _parse_task_action, _parse_list):
-        if cleaned and (intent := parse(cleaned, today)):
-            return intent
+    if cleaned and (intent := _parse_plan(cleaned, today) or _parse_create(cleaned, today)):
+        return intent
+    if cleaned and (intent := _parse_task_action(cleaned, today, last_task_id)):
+        return intent
+    if cleaned and (intent := _parse_list(cleaned, today)):
+        return intent
     return Intent("greet") if _GREETING.search(text.strip()) else Intent("unknown")
 
 
@@ -1022,6 +1034,7 @@ class Turn:
     request: str
     results: tuple[ToolResult, ...]
     handed_off: frozenset[str]
+    last_task_id: int | None = None  # the task earlier turns last spoke of, for "it"
 
 
 def _get(item: Any, key: str) -> Any:
@@ -1081,7 +1094,21 @@ def read_turn(input: str | Sequence[Any]) -> Turn:
                 arguments = {}
             results.append(ToolResult(name, arguments, output, error))
     request = _text_of(_get(items[users[-1]], "content"))
-    return Turn(request, tuple(results), frozenset(handed_off))
+    return Turn(request, tuple(results), frozenset(handed_off), _last_task_id(items[: users[-1]]))
+
+
+def _last_task_id(items: Sequence[Any]) -> int | None:
+    """The id of the last single task a tool returned in earlier turns, if any."""
+    last = None
+    for item in items:
+        if _get(item, "type") != "function_call_output":
+            continue
+        output, error = parse_output(_get(item, "output"))
+        if isinstance(output, list) and len(output) == 1:
+            output = output[0]
+        if error is None and isinstance(output, dict) and isinstance(output.get("id"), int):
+            last = output["id"]
+    return last
 
 
 def _offer(
@@ -1129,7 +1156,7 @@ class OfflineModel(Model):
         """What the model does next for this conversation."""
         turn = read_turn(input)
         today = self.today()
-        intent = parse_request(turn.request, today)
+        intent = parse_request(turn.request, today, turn.last_task_id)
         return decide(intent, turn.results, _offer(tools, handoffs, turn.handed_off), today)
 
     def _respond(

@@ -281,6 +281,48 @@ def test_read_turn_takes_sdk_objects_and_dicts_after_the_last_user_message() -> 
     assert turn.request == "delete the milk task"
     assert turn.results == (ToolResult("list_tasks", {}, [], None),)
     assert turn.handed_off == frozenset({"transfer_to_clerk"})
+    assert turn.last_task_id == 1  # the task the earlier turn spoke of
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mark it done", Intent("complete", task_id=7)),
+        ("Delete that one", Intent("delete", task_id=7)),
+        (
+            "rename it to Buy oat milk",
+            Intent("update", task_id=7, changes={"title": "Buy oat milk"}),
+        ),
+        (
+            "make this task high priority",
+            Intent("update", task_id=7, changes={"priority": "high"}),
+        ),
+    ],
+)
+def test_it_is_the_task_the_conversation_last_spoke_of(text: str, expected: Intent) -> None:
+    assert parse_request(text, TODAY, last_task_id=7) == expected
+
+
+def test_it_means_nothing_in_a_new_conversation() -> None:
+    assert parse_request("mark it done", TODAY).kind == "unknown"
+    assert read_turn([{"role": "user", "content": "mark it done"}]).last_task_id is None
+
+
+def test_the_last_task_spoken_of_is_the_last_single_task_a_tool_returned() -> None:
+    items: list[Any] = [
+        {"role": "user", "content": "add milk, then list"},
+        {"type": "function_call_output", "call_id": "c1", "output": '{"id": 1, "title": "A"}'},
+        {"type": "function_call_output", "call_id": "c2", "output": '[{"id": 2, "title": "B"}]'},
+        {"type": "function_call_output", "call_id": "c3", "output": '[{"id": 3}, {"id": 4}]'},
+        {
+            "type": "function_call_output",
+            "call_id": "c4",
+            "output": '{"error": "Task 5 not found"}',
+        },
+        {"role": "user", "content": "mark it done"},
+    ]
+
+    assert read_turn(items).last_task_id == 2
 
 
 TASK_TOOLS = Offer(tools={name: {} for name in ("create_task", "list_tasks", "delete_task")})

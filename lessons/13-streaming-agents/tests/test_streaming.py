@@ -79,6 +79,17 @@ def test_a_conversation_is_remembered(client: TestClient, use_model: Any) -> Non
     ]
 
 
+def test_the_offline_model_reads_the_conversation(client: TestClient) -> None:
+    first = events_of(stream(client, "Add a task to buy milk"))[-1].json()
+    [milk] = client.get("/tasks").json()
+
+    events = events_of(stream(client, "Mark it done", first["session_id"]))
+
+    call = next(e.json() for e in events if e.event == "tool_call")
+    assert (call["name"], call["arguments"]) == ("complete_task", {"task_id": milk["id"]})
+    assert client.get(f"/tasks/{milk['id']}").json()["status"] == "completed"
+
+
 def test_a_new_conversation_starts_without_a_session_id(client: TestClient) -> None:
     first = events_of(stream(client, "hello"))[-1].json()
     second = events_of(stream(client, "hello"))[-1].json()
