@@ -11,7 +11,7 @@ from conftest import ROOT, stage_dirs
 
 STAGES = stage_dirs()
 LESSONS = [stage for stage in STAGES if stage.parent.name == "lessons"]
-# CURRICULUM §5: the sections of a lesson README, in this order.
+# The sections of a lesson README, in this order.
 README_SECTIONS = [
     "What you will build",
     "What changed",

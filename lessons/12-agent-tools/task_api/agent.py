@@ -201,7 +201,6 @@ async def run_agent(
     agent: Agent[TaskContext], message: str, context: TaskContext, settings: Settings
 ) -> RunResult:
     """Run the agent on one message, within the time limit, and name what went wrong."""
-    tracing = settings.agent_tracing and settings.openai_api_key is not None
     try:
         async with asyncio.timeout(settings.agent_timeout_seconds):
             return await Runner.run(
@@ -209,7 +208,7 @@ async def run_agent(
                 message,
                 context=context,
                 max_turns=MAX_TURNS,
-                run_config=RunConfig(tracing_disabled=not tracing),
+                run_config=run_config(settings),
             )
     except (TimeoutError, APITimeoutError):
         limit = f"{settings.agent_timeout_seconds:g}"
@@ -226,3 +225,12 @@ async def run_agent(
     except AgentsException as error:
         logger.warning("agent run failed: %s", error)
         raise AgentRunFailed(502, "The model's answer could not be used") from None
+
+
+def run_config(settings: Settings) -> RunConfig:
+    """Tracing (the run's steps, sent to OpenAI's dashboard) only when asked for, with a key."""
+    key = settings.openai_api_key
+    if key is None or not settings.agent_tracing:
+        return RunConfig(tracing_disabled=True)
+    # The key goes with the run: the SDK would look only in the environment, not in .env.
+    return RunConfig(tracing={"api_key": key.get_secret_value()})

@@ -239,7 +239,7 @@ async def stream_agent_run(
     context: TaskContext,
     settings: Settings,
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """Run the agent and tell what happens as it happens: (event, data) pairs, as in §6.3.
+    """Run the agent and tell what happens as it happens: the (event, data) pairs of the stream.
 
     Ends with ("done", ...) holding the reply and usage, or raises AgentRunFailed. When the
     caller stops listening (the client went away), the run is cancelled.
@@ -306,8 +306,12 @@ def parse_arguments(arguments: str) -> dict[str, Any]:
 
 
 def run_config(settings: Settings) -> RunConfig:
-    tracing = settings.agent_tracing and settings.openai_api_key is not None
-    return RunConfig(tracing_disabled=not tracing)
+    """Tracing (the run's steps, sent to OpenAI's dashboard) only when asked for, with a key."""
+    key = settings.openai_api_key
+    if key is None or not settings.agent_tracing:
+        return RunConfig(tracing_disabled=True)
+    # The key goes with the run: the SDK would look only in the environment, not in .env.
+    return RunConfig(tracing={"api_key": key.get_secret_value()})
 
 
 def explain_failure(error: Exception, settings: Settings) -> AgentRunFailed:

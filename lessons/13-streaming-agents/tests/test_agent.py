@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from course_shared.openai_standin import StandinConfig, run_standin
-from task_api.agent import MAX_TURNS, build_agent
+from task_api.agent import MAX_TURNS, build_agent, run_config
 from task_api.config import Settings, get_settings
 from task_api.deps import get_agent_model
 from task_api.events import TaskEventBroker
@@ -293,3 +293,13 @@ def test_the_agent_needs_a_token(anonymous_client: TestClient) -> None:
 def test_a_real_model_needs_a_key_or_a_server() -> None:
     with pytest.raises(ValidationError, match="OPENAI_API_KEY"):
         Settings(_env_file=None, agent_model="gpt-4.1-mini")
+
+
+def test_tracing_needs_to_be_asked_for_and_a_key(settings: Settings) -> None:
+    asked = settings.model_copy(update={"agent_tracing": True})
+    with_key = asked.model_copy(update={"openai_api_key": SecretStr("sk-test")})
+
+    assert run_config(asked).tracing_disabled
+    assert run_config(with_key.model_copy(update={"agent_tracing": False})).tracing_disabled
+    assert not run_config(with_key).tracing_disabled
+    assert run_config(with_key).tracing == {"api_key": "sk-test"}  # also when it came from .env
