@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from typing import Any, Literal, cast
 
 from agents import (
@@ -589,12 +590,10 @@ def parse_request(text: str, today: date, last_task_id: int | None = None) -> In
     `last_task_id` is the task the conversation last spoke of: "it" or "that" names it.
     """
     cleaned = _normalise(text)
-    if cleaned and (intent := _parse_plan(cleaned, today) or _parse_create(cleaned, today)):
-        return intent
-    if cleaned and (intent := _parse_task_action(cleaned, today, last_task_id)):
-        return intent
-    if cleaned and (intent := _parse_list(cleaned, today)):
-        return intent
+    task_action = partial(_parse_task_action, last_task_id=last_task_id)
+    for parse in (_parse_plan, _parse_create, task_action, _parse_list):
+        if cleaned and (intent := parse(cleaned, today)):
+            return intent
     return Intent("greet") if _GREETING.search(text.strip()) else Intent("unknown")
 
 
