@@ -2,13 +2,16 @@
 
 nox                       every stage, then lint, shared and repo
 nox -s 07-sqlmodel-neon   one stage, in its own virtualenv
-nox -s diff -- 05 06      what stage 06 adds to stage 05
+nox -s diff -- 05 06      what stage 06 adds to stage 05 (--code: without the README)
 nox -s serve -- 06        run a stage with reload (no argument: the most advanced one)
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -42,10 +45,15 @@ def stage_dirs() -> list[Path]:
     return stages
 
 
+def stage_number(stage: Path) -> str:
+    """ "06" for lessons/06-settings; the capstone is stage 14, after lesson 13."""
+    return "14" if stage.name == "capstone" else stage.name.split("-")[0]
+
+
 def find_stage(key: str) -> Path:
-    """A stage by number ("06"), folder name ("06-settings") or "capstone"."""
+    """A stage by number ("06", "14"), folder name ("06-settings") or "capstone"."""
     for stage in stage_dirs():
-        if stage.name == key or stage.name.split("-")[0] == key.zfill(2):
+        if stage.name == key or stage_number(stage) == key.zfill(2):
             return stage
     raise ValueError(f"no stage {key!r}; stages: {', '.join(s.name for s in stage_dirs())}")
 
@@ -101,27 +109,48 @@ def repo(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def diff(session: nox.Session) -> None:
-    """Print what one stage adds to another: nox -s diff -- 05 06."""
-    if len(session.posargs) != 2:
-        session.error("usage: nox -s diff -- OLD NEW   (for example: nox -s diff -- 05 06)")
+    """Print what one stage adds to another: nox -s diff -- 05 06 [--code]."""
+    args = [arg for arg in session.posargs if arg != "--code"]
+    if len(args) != 2:
+        session.error(
+            "usage: nox -s diff -- OLD NEW [--code]   (for example: nox -s diff -- 05 06)"
+        )
     try:
-        old, new = (find_stage(key) for key in session.posargs)
+        old, new = (find_stage(key) for key in args)
     except ValueError as error:
         session.error(str(error))
-    print(stage_diff(old, new), end="")
+    print(stage_diff(old, new, code_only="--code" in session.posargs), end="")
 
 
-def stage_diff(old: Path, new: Path) -> str:
-    """`diff -ruN` between two stage folders, caches and local databases left out."""
-    excludes = [f"--exclude={pattern}" for pattern in DIFF_EXCLUDES]
-    result = subprocess.run(
-        ["diff", "-ruN", *excludes, old.relative_to(ROOT), new.relative_to(ROOT)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode > 1:  # 0: same, 1: different, 2: trouble
+# The code first, then its tests, then the rest; the README (the lesson's text) last.
+DIFF_ORDER = ["*/task_api/*", "*/tests/test_*.py", "*/tests/*", "*.toml", "*.example"]
+
+
+def stage_diff(old: Path, new: Path, code_only: bool = False) -> str:
+    """What `new` adds to `old`: a summary of the files, then their unified diff.
+
+    `git diff --no-index` on copies of the two folders without caches and local databases:
+    a file moved or split (lesson 10's store.py) shows as a rename, not as delete-all and
+    add-all. With `code_only`, the README and the OpenAPI snapshot are left out.
+    """
+    ignored = [*DIFF_EXCLUDES, *(["README.md", "openapi.json"] if code_only else [])]
+    with tempfile.TemporaryDirectory() as folder:
+        copies = [Path(folder) / stage.relative_to(ROOT) for stage in (old, new)]
+        for stage, copy in zip((old, new), copies, strict=True):
+            shutil.copytree(stage, copy, ignore=shutil.ignore_patterns(*ignored))
+        order = Path(folder) / "order"
+        order.write_text("\n".join(DIFF_ORDER) + "\n")
+        # -M30%: a file that keeps a third of its lines under a new name was moved, not replaced.
+        options = ["--no-prefix", "--no-color", "-M30%", f"-O{order}", "--stat=99", "--patch"]
+        folders = [str(copy.relative_to(folder)) for copy in copies]
+        result = subprocess.run(
+            ["git", "diff", "--no-index", *options, *folders],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode > 1:  # 0: same, 1: different, more: trouble
         raise RuntimeError(result.stderr)
     return result.stdout
 
@@ -135,7 +164,11 @@ def serve(session: nox.Session) -> None:
         session.error(str(error))
     install_stage(session, stage)
     session.chdir(stage)
-    session.run("fastapi", "dev", "task_api/main.py", "--host", "127.0.0.1", "--port", "8000")
+    # Readable logs in a terminal (the capstone writes JSON lines by default), unless set.
+    env = {"LOG_FORMAT": "text"} if "LOG_FORMAT" not in os.environ else {}
+    session.run(
+        "fastapi", "dev", "task_api/main.py", "--host", "127.0.0.1", "--port", "8000", env=env
+    )
 
 
 # Plain `nox`: every stage, then the checks. `diff` and `serve` run only when named.

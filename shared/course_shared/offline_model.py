@@ -137,10 +137,13 @@ def _month_day(today: date, month: int, day: int, year: str | None) -> date | No
     return found
 
 
-def _in_n(m: re.Match[str], today: date) -> date:
+def _in_n(m: re.Match[str], today: date) -> date | None:
     count = m["n"].lower()
     n = int(count) if count.isdigit() else _NUMBER_WORDS[count]
-    return today + timedelta(days=n * (7 if m["unit"].lower().startswith("week") else 1))
+    try:
+        return today + timedelta(days=n * (7 if m["unit"].lower().startswith("week") else 1))
+    except OverflowError:  # "in 999999999 days" is past the last date Python knows
+        return None
 
 
 def _end_of_week(today: date) -> date:
@@ -636,6 +639,9 @@ class Offer:
     handoffs: Mapping[str, str] = field(default_factory=dict)  # handoff tool -> description
     handoff_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     handed_off: frozenset[str] = frozenset()  # handoff tools already called this turn
+    # intent kind -> the handoff tool for it, as the app tells the model; None: guess from
+    # the handoffs' names and descriptions.
+    routes: Mapping[str, str] | None = None
 
 
 # Keyword groups, tried in order, matched against a handoff's tool name and description.
@@ -672,6 +678,17 @@ def _pick_handoff(groups: list[tuple[str, ...]], offer: Offer) -> ToolCall | Non
     return None
 
 
+def _handoff_for(intent: Intent, offer: Offer) -> ToolCall | None:
+    """The handoff the routes name for this intent, or the one its keywords suggest."""
+    if offer.routes is None:
+        return _pick_handoff(_PREFERRED_HANDOFF.get(intent.kind, []), offer)
+    name = offer.routes.get(intent.kind)
+    if name is None or name not in offer.handoffs or name in offer.handed_off:
+        return None
+    arguments = fit_arguments({}, offer.handoff_schemas.get(name, {}))
+    return ToolCall(name, arguments) if arguments is not None else None
+
+
 def _tools_needed(intent: Intent, tools: Mapping[str, Any]) -> list[str]:
     """The tools this intent calls, in order."""
     lookup = ["list_tasks"] if intent.task_id is None else []
@@ -695,10 +712,11 @@ def decide(intent: Intent, results: Sequence[ToolResult], offer: Offer, today: d
     """The next step: call a tool, hand off, or reply from the tool outputs."""
     if intent.kind in ("greet", "unknown"):
         return Reply(_help_text(intent, offer))
-    if not results and (handoff := _pick_handoff(_PREFERRED_HANDOFF.get(intent.kind, []), offer)):
+    if not results and (handoff := _handoff_for(intent, offer)):
         return handoff
     if missing := [name for name in _tools_needed(intent, offer.tools) if name not in offer.tools]:
-        if handoff := _pick_handoff(_FALLBACK_HANDOFF.get(intent.kind, []), offer):
+        guess = offer.routes is None  # with routes given, the route is the only handoff
+        if guess and (handoff := _pick_handoff(_FALLBACK_HANDOFF.get(intent.kind, []), offer)):
             return handoff
         return Reply(
             f"I can't do that here: I have no {missing[0]} tool. {_help_text(intent, offer)}"
@@ -734,7 +752,7 @@ def _next_step(intent: Intent, results: Sequence[ToolResult], offer: Offer, toda
                 )
             return Reply(_added(done["create_task"].output))
         case "plan":
-            return _plan_step(intent, results, today)
+            return _plan_step(intent, results, today, offer)
         case "list" | "summary":
             if "list_tasks" not in done:
                 return ToolCall(
@@ -747,9 +765,19 @@ def _next_step(intent: Intent, results: Sequence[ToolResult], offer: Offer, toda
     return _task_step(intent, done, offer)
 
 
-def _plan_step(intent: Intent, results: Sequence[ToolResult], today: date) -> Action:
+def _plan_step(intent: Intent, results: Sequence[ToolResult], today: date, offer: Offer) -> Action:
     steps = plan_steps(intent.goal or "week", today)
     created = [result.output for result in results if result.name == "create_task"]
+    if "report_progress" in offer.tools and results and results[-1].name == "create_task":
+        # In a background run: say how far the plan has come after each task.
+        title = steps[len(created) - 1].title
+        return ToolCall(
+            "report_progress",
+            {
+                "percent": round(100 * len(created) / len(steps)),
+                "message": f"Planned {len(created)} of {len(steps)}: {title}",
+            },
+        )
     if len(created) < len(steps):  # one task per model turn, so ids come out in order
         step = steps[len(created)]
         return ToolCall(
@@ -1111,9 +1139,13 @@ def _last_task_id(items: Sequence[Any]) -> int | None:
 
 
 def _offer(
-    tools: Sequence[Tool], handoffs: Sequence[Handoff], handed_off: frozenset[str]
+    tools: Sequence[Tool],
+    handoffs: Sequence[Handoff],
+    handed_off: frozenset[str],
+    routes: Mapping[str, str] | None = None,
 ) -> Offer:
     return Offer(
+        routes=routes,
         tools={
             tool.name: schema
             for tool in tools
@@ -1143,11 +1175,22 @@ def _word_count(value: Any) -> int:
 
 
 class OfflineModel(Model):
-    """A deterministic model that acts on task requests with the tools it is offered."""
+    """A deterministic model that acts on task requests with the tools it is offered.
 
-    def __init__(self, delay: float = 0.0, today: Callable[[], date] | None = None) -> None:
+    `routes` maps kinds of request ("plan", "create", "summary"...; see `IntentKind`) to the
+    handoff tool that serves them, for an app with several agents: the model then hands off
+    by that table alone. Without it, it picks a handoff whose name or description fits.
+    """
+
+    def __init__(
+        self,
+        delay: float = 0.0,
+        today: Callable[[], date] | None = None,
+        routes: Mapping[str, str] | None = None,
+    ) -> None:
         self.delay = delay  # seconds before each streamed text piece
         self.today = today or date.today
+        self.routes = routes
 
     def next_action(
         self, input: str | Sequence[Any], tools: Sequence[Tool], handoffs: Sequence[Handoff]
@@ -1156,7 +1199,8 @@ class OfflineModel(Model):
         turn = read_turn(input)
         today = self.today()
         intent = parse_request(turn.request, today, turn.last_task_id)
-        return decide(intent, turn.results, _offer(tools, handoffs, turn.handed_off), today)
+        offer = _offer(tools, handoffs, turn.handed_off, self.routes)
+        return decide(intent, turn.results, offer, today)
 
     def _respond(
         self,
@@ -1354,8 +1398,13 @@ class OfflineModel(Model):
 class OfflineModelProvider(ModelProvider):
     """Serves one `OfflineModel` whatever the model name: `RunConfig(model_provider=...)`."""
 
-    def __init__(self, delay: float = 0.0, today: Callable[[], date] | None = None) -> None:
-        self.model = OfflineModel(delay=delay, today=today)
+    def __init__(
+        self,
+        delay: float = 0.0,
+        today: Callable[[], date] | None = None,
+        routes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.model = OfflineModel(delay=delay, today=today, routes=routes)
 
     def get_model(self, model_name: str | None) -> Model:
         return self.model

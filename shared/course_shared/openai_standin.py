@@ -8,6 +8,9 @@ network. It speaks the Chat Completions wire format, streamed and not:
   `config.tool_call` (when that tool is offered);
 - otherwise text: `config.reply`, or a default that quotes the last tool output.
 
+It can also fail on purpose: every request answered with an HTTP error (`fail_with`),
+or broken in one of the ways of `MISBEHAVIOURS` (`misbehave`): a client must survive both.
+
 Run it in a test::
 
     with run_standin(StandinConfig(tool_call=("list_tasks", {}))) as base_url:
@@ -29,7 +32,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import uvicorn
 from starlette.applications import Starlette
@@ -54,11 +57,18 @@ class RecordedRequest:
     body: Any = None
 
 
+# Ways a broken or impostor server answers: 200 with an HTML page, 200 with an empty JSON
+# object, a stream of lines that are not JSON, or a stream cut off after its first words.
+Misbehaviour = Literal["html", "empty-json", "garbage-stream", "cut-stream"]
+MISBEHAVIOURS: tuple[Misbehaviour, ...] = get_args(Misbehaviour)
+
+
 @dataclass
 class StandinConfig:
     """How the stand-in answers; read on every request, so a test may change it live."""
 
-    # (name, arguments) of the one tool to call when it is offered; None: never call tools.
+    # (name, arguments) of the one tool to call when it is offered ("a|b": the first of
+    # these that is offered); None: never call tools.
     tool_call: tuple[str, dict[str, Any]] | None = None
     # Text answer; "{tool_output}" in it becomes the last tool output (truncated).
     reply: str | None = None
@@ -69,6 +79,8 @@ class StandinConfig:
     require_api_key: str | None = None
     # When set, every request answers this HTTP status with an OpenAI-style error body.
     fail_with: int | None = None
+    # When set, every answer is broken in this way (see MISBEHAVIOURS), to test clients.
+    misbehave: Misbehaviour | None = None
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
 
 
@@ -119,6 +131,8 @@ def create_app(config: StandinConfig | None = None) -> Starlette:
                 400, "The body must be a JSON object with a 'messages' list.", param="messages"
             )
 
+        if config.misbehave is not None:
+            return _misbehave(config.misbehave, stream=bool(body.get("stream")))
         number = next(counter)
         answer = _decide(config, body)
         model = str(body.get("model") or config.model)
@@ -164,14 +178,11 @@ def _decide(config: StandinConfig, body: dict[str, Any]) -> _Answer:
         for tool in body.get("tools") or []
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
     }
-    if (
-        not tool_outputs
-        and config.tool_call is not None
-        and config.tool_call[0] in offered
-        and body.get("tool_choice") != "none"
-    ):
-        name, arguments = config.tool_call
-        return _Answer(tool_name=name, tool_arguments=json.dumps(arguments))
+    if not tool_outputs and config.tool_call is not None and body.get("tool_choice") != "none":
+        # "a|b": the first of these tools that is offered.
+        names, arguments = config.tool_call
+        if name := next((n for n in names.split("|") if n in offered), None):
+            return _Answer(tool_name=name, tool_arguments=json.dumps(arguments))
 
     tool_output = _truncate(tool_outputs[-1]) if tool_outputs else ""
     if config.reply is not None:
@@ -179,6 +190,27 @@ def _decide(config: StandinConfig, body: dict[str, Any]) -> _Answer:
     if tool_outputs:
         return _Answer(text=TOOL_REPLY.replace("{tool_output}", tool_output))
     return _Answer(text=DEFAULT_REPLY)
+
+
+def _misbehave(how: Misbehaviour, *, stream: bool) -> Response:
+    if how == "html":
+        return Response(
+            "<html><body><h1>502 Bad Gateway</h1></body></html>", media_type="text/html"
+        )
+    if how == "empty-json":
+        return JSONResponse({})
+    if how == "garbage-stream" and stream:
+        lines = ["data: this is not JSON\n\n", 'data: {"choices": 7}\n\n', "data: [DONE]\n\n"]
+        return StreamingResponse(iter(lines), media_type="text/event-stream")
+    if how == "garbage-stream":
+        return Response("this is not JSON", media_type="application/json")
+
+    async def cut_off() -> AsyncIterator[str]:
+        choice = {"index": 0, "delta": {"role": "assistant", "content": "Half an"}}
+        yield _event(_chunk("chatcmpl-cut", int(time.time()), "standin", [choice]))
+        raise ConnectionAbortedError("the stand-in cut the stream off, as it was told to")
+
+    return StreamingResponse(cut_off(), media_type="text/event-stream")
 
 
 def _error(
@@ -365,7 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--model", default="standin", help="the id GET /v1/models lists")
     parser.add_argument("--reply", help='the text answer; "{tool_output}" quotes the tool')
-    parser.add_argument("--tool-call", metavar="NAME", help="call this tool when offered")
+    parser.add_argument(
+        "--tool-call", metavar="NAME", help="call this tool when offered (a|b: the first offered)"
+    )
     parser.add_argument(
         "--tool-arguments", default="{}", metavar="JSON", help="arguments of --tool-call"
     )
@@ -373,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--api-key", help="require `Authorization: Bearer API_KEY`")
     parser.add_argument("--fail-with", type=int, metavar="STATUS", help="answer every request so")
+    parser.add_argument("--misbehave", choices=MISBEHAVIOURS, help="break every answer this way")
     parser.add_argument(
         "--quiet", action="store_true", help="log warnings only, not every request"
     )
@@ -389,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         chunk_delay=args.chunk_delay,
         require_api_key=args.api_key,
         fail_with=args.fail_with,
+        misbehave=args.misbehave,
     )
     print(f"OpenAI stand-in: OPENAI_BASE_URL=http://{args.host}:{args.port}/v1")
     log_level = "warning" if args.quiet else "info"

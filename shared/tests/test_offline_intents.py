@@ -171,8 +171,9 @@ def test_parse_due_date(words: str, expected: date) -> None:
     assert (found, rest) == (expected, "call mom")
 
 
-def test_invalid_dates_are_not_dates() -> None:
-    assert parse_due_date("go to Paris on Feb 30", TODAY) == (None, "go to Paris on Feb 30")
+@pytest.mark.parametrize("words", ["on Feb 30", "in 999999999 days", "in 99999999999 weeks"])
+def test_dates_that_do_not_exist_are_not_dates(words: str) -> None:
+    assert parse_due_date(f"go to Paris {words}", TODAY) == (None, f"go to Paris {words}")
 
 
 def test_plan_steps_are_a_fixed_template_from_the_goal() -> None:

@@ -534,3 +534,56 @@ async def test_a_greeting_to_triage_is_answered_without_a_handoff(
 
     assert result.last_agent.name == "Triage"
     assert result.final_output.startswith("Hi! I can help with your tasks:")
+
+
+@pytest.mark.anyio
+async def test_with_routes_the_model_hands_off_by_the_table_alone(tasks: TaskList) -> None:
+    # Names and descriptions that would mislead a guess: the table decides.
+    routes = {"plan": "transfer_to_beta", "complete": "transfer_to_alpha"}
+    model = OfflineModel(today=clock, routes=routes)
+    tools = list(tasks.tools())
+    alpha = Agent(name="Alpha", handoff_description="Plans things.", tools=tools, model=model)
+    beta = Agent(name="Beta", handoff_description="The clerk.", tools=tools, model=model)
+    triage = Agent(name="Triage", handoffs=[alpha, beta], model=model)
+
+    planned = await Runner.run(triage, "Plan my week")
+    completed = await Runner.run(triage, "mark task 1 done")
+
+    assert (planned.last_agent.name, completed.last_agent.name) == ("Beta", "Alpha")
+    assert tasks.tasks[1]["status"] == "completed"
+
+
+@pytest.mark.anyio
+async def test_with_routes_a_request_without_one_is_answered_where_it_is(
+    tasks: TaskList,
+) -> None:
+    model = OfflineModel(today=clock, routes={"plan": "transfer_to_planner"})
+    clerk = Agent(name="Clerk", handoff_description="The clerk.", tools=[], model=model)
+    triage = Agent(name="Triage", handoffs=[clerk], model=model)
+
+    result = await Runner.run(triage, "mark task 1 done")
+
+    assert result.last_agent.name == "Triage"  # no route for "complete": no guessing
+    assert result.final_output.startswith("I can't do that here")
+    assert tasks.tasks[1]["status"] != "completed"
+
+
+@pytest.mark.anyio
+async def test_a_plan_reports_its_progress_when_it_can(tasks: TaskList) -> None:
+    reported: list[tuple[int, str]] = []
+
+    @function_tool
+    def report_progress(percent: int, message: str) -> str:
+        """Tell the user how far the work has come."""
+        reported.append((percent, message))
+        return json.dumps({"reported": percent})
+
+    agent = Agent(
+        name="Planner", tools=[*tasks.tools(), report_progress], model=OfflineModel(today=clock)
+    )
+
+    result = await Runner.run(agent, "Plan my week")
+
+    assert [percent for percent, _ in reported] == [25, 50, 75, 100]
+    assert reported[0][1] == "Planned 1 of 4: Review open tasks"
+    assert result.final_output.startswith("I planned your week as 4 tasks:")

@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 
 from course_shared.openai_standin import (
     DEFAULT_REPLY,
+    Misbehaviour,
     StandinConfig,
     create_app,
     main,
@@ -208,6 +209,51 @@ async def test_fail_with_500_raises_internal_server_error(
     assert caught.value.type == "server_error"
 
 
+BODY = {"model": "gpt-test", "messages": HELLO}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("misbehaviour", "stream", "content_type", "starts_with"),
+    [
+        ("html", False, "text/html", b"<html>"),
+        ("html", True, "text/html", b"<html>"),
+        ("empty-json", True, "application/json", b"{}"),
+        ("garbage-stream", True, "text/event-stream", b"data: this is not JSON"),
+        ("garbage-stream", False, "application/json", b"this is not JSON"),
+    ],
+)
+async def test_a_misbehaving_standin_answers_200_with_what_no_client_can_use(
+    config: StandinConfig,
+    base_url: str,
+    misbehaviour: Misbehaviour,
+    stream: bool,
+    content_type: str,
+    starts_with: bytes,
+) -> None:
+    config.misbehave = misbehaviour
+
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{base_url}/chat/completions", json=BODY | {"stream": stream})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(content_type)
+    assert response.content.startswith(starts_with)
+
+
+@pytest.mark.anyio
+async def test_a_cut_stream_ends_before_its_end(config: StandinConfig, base_url: str) -> None:
+    config.misbehave = "cut-stream"
+
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            async with http.stream(
+                "POST", f"{base_url}/chat/completions", json=BODY | {"stream": True}
+            ) as response:
+                async for _ in response.aiter_bytes():
+                    pass
+
+
 @pytest.mark.anyio
 async def test_requests_are_recorded(config: StandinConfig, client: AsyncOpenAI) -> None:
     await client.chat.completions.create(model="gpt-test", messages=HELLO, tools=[LIST_TASKS_TOOL])
@@ -299,3 +345,17 @@ def test_create_app_serves_without_a_thread() -> None:
 def test_command_line_rejects_bad_tool_arguments() -> None:
     with pytest.raises(SystemExit):
         main(["--tool-call", "list_tasks", "--tool-arguments", "[]"])
+
+
+@pytest.mark.anyio
+async def test_the_first_offered_of_several_tools_is_called(
+    config: StandinConfig, client: AsyncOpenAI
+) -> None:
+    config.tool_call = ("transfer_to_reporter|list_tasks", {})
+
+    completion = await client.chat.completions.create(
+        model="gpt-test", messages=HELLO, tools=[LIST_TASKS_TOOL]
+    )
+
+    [call] = completion.choices[0].message.tool_calls or []
+    assert call.function.name == "list_tasks"  # type: ignore[union-attr]

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -5,6 +6,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from task_api.config import Settings, get_settings
+
+# The app reads its settings once, as it is imported (the title of its OpenAPI document).
+# Let that read see the defaults, whatever your .env file or your shell says; then import it.
+Settings.model_config["env_file"] = None
+for name in Settings.model_fields:
+    os.environ.pop(name.upper(), None)
+
 from task_api.main import app
 from task_api.store import TaskStore, get_store
 

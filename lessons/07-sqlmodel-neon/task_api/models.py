@@ -5,7 +5,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, ConfigDict, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from sqlmodel import Field, SQLModel
 
 
@@ -47,6 +47,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The largest id an INTEGER column holds; a bigger one cannot name a row.
+MAX_ID = 2**31 - 1
+
+
 class TaskBase(SQLModel):
     """The fields a client may set."""
 
@@ -64,7 +68,7 @@ class TaskCreate(TaskBase):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskUpdate(SQLModel):
+class TaskUpdate(BaseModel):
     """What a client sends to change some fields of a task; the others stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
@@ -84,7 +88,7 @@ class TaskUpdate(SQLModel):
         return value
 
 
-class ErrorMessage(SQLModel):
+class ErrorMessage(BaseModel):
     """The body of every error the API answers on purpose."""
 
     detail: str = Field(schema_extra={"examples": ["Task 42 not found"]})
@@ -92,6 +96,9 @@ class ErrorMessage(SQLModel):
 
 class Task(TaskBase, table=True):
     """A task as stored in the database: the table `task`."""
+
+    # SQLite would hand a deleted task's id to the next new one: AUTOINCREMENT never reuses ids.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=sa.DateTime(timezone=True))

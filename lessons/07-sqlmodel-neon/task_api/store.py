@@ -7,10 +7,7 @@ from sqlmodel import Session, select
 
 from task_api.database import get_session
 from task_api.errors import DuplicateTask, EmptyUpdate, TaskNotFound
-from task_api.models import Task, TaskCreate, TaskPriority, TaskStatus, TaskUpdate, utc_now
-
-# The largest id an INTEGER column holds; a bigger one cannot name a task.
-MAX_ID = 2**31 - 1
+from task_api.models import MAX_ID, Task, TaskCreate, TaskPriority, TaskStatus, TaskUpdate, utc_now
 
 
 class TaskStore:

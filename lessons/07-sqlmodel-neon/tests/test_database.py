@@ -73,10 +73,25 @@ def test_text_with_a_nul_character_is_422(client: TestClient, field: str) -> Non
     assert client.get("/tasks").json() == []
 
 
-@pytest.mark.parametrize("task_id", [0, -1, 2**31, 10**30])
-def test_ids_no_task_can_have_are_404(client: TestClient, task_id: int) -> None:
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        pytest.param(2**31, id="past-a-postgresql-integer"),
+        pytest.param(2**63, id="past-a-sqlite-integer"),
+    ],
+)
+def test_ids_no_column_can_hold_are_404(client: TestClient, task_id: int) -> None:
+    # Passed to the database, they would be an error there (a 500), not a task that is missing.
     assert client.get(f"/tasks/{task_id}").status_code == 404
     assert client.delete(f"/tasks/{task_id}").status_code == 404
+
+
+def test_a_deleted_tasks_id_is_never_reused(client: TestClient, task: dict[str, Any]) -> None:
+    client.delete(f"/tasks/{task['id']}")
+
+    response = client.post("/tasks", json={"title": "Call the bank"})
+
+    assert response.json()["id"] > task["id"]
 
 
 def test_a_huge_offset_is_an_empty_page(client: TestClient, task: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Pin the OpenAPI document, so that every change to the API shows up in review.
 
-After an intended change, rewrite the snapshot and read its diff:
+After an intended change, rewrite the snapshot, read its diff, then run the tests again:
     UPDATE_SNAPSHOT=1 pytest tests/test_openapi.py
 """
 
@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from task_api.main import app
@@ -20,4 +21,6 @@ def test_openapi_document_matches_snapshot() -> None:
 
     if os.environ.get("UPDATE_SNAPSHOT"):
         SNAPSHOT.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        # Never a pass: a run that rewrote the snapshot has compared nothing.
+        pytest.fail("Rewrote tests/openapi.json: read its diff, then run without UPDATE_SNAPSHOT")
     assert document == json.loads(SNAPSHOT.read_text())

@@ -8,6 +8,14 @@ from sqlalchemy import Engine, StaticPool, text
 from sqlmodel import Session, SQLModel, create_engine
 
 from task_api.config import Settings, get_settings
+
+# The app reads its settings once, as it is imported (the title of its OpenAPI document, the
+# database URL). Let that read see the defaults, whatever your .env file or your shell says;
+# then import it.
+Settings.model_config["env_file"] = None
+for name in Settings.model_fields:
+    os.environ.pop(name.upper(), None)
+
 from task_api.database import create_db_engine, get_session
 from task_api.main import app
 from task_api.models import User

@@ -7,8 +7,10 @@ from conftest import PASSWORD
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from task_api import auth
 from task_api.config import Settings
 from task_api.models import User
+from task_api.security import DUMMY_HASH
 
 
 def register(client: TestClient, username: str = "carol", password: str = PASSWORD) -> Any:
@@ -68,6 +70,15 @@ def test_register_rejects_bad_input(
     assert session.exec(select(User)).all() == []
 
 
+@pytest.mark.parametrize("password", ["s3cr3t!", "Y" * 129])
+def test_a_refused_password_is_not_echoed(anonymous_client: TestClient, password: str) -> None:
+    response = register(anonymous_client, password=password)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "password"]
+    assert password not in response.text
+
+
 def test_login_returns_a_bearer_token(anonymous_client: TestClient, settings: Settings) -> None:
     user_id = register(anonymous_client).json()["id"]
 
@@ -107,6 +118,23 @@ def test_login_with_wrong_credentials_is_401(
     assert response.status_code == 401
     assert response.json() == {"detail": "Incorrect username or password"}
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_an_unknown_username_costs_a_password_check_too(
+    anonymous_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Otherwise a wrong username would be answered faster, and tell who has an account.
+    checked: list[str] = []
+    check = auth.verify_password
+    monkeypatch.setattr(
+        auth,
+        "verify_password",
+        lambda password, hashed: checked.append(hashed) or check(password, hashed),
+    )
+
+    login(anonymous_client, "nobody", PASSWORD)
+
+    assert checked == [DUMMY_HASH]
 
 
 def test_login_with_a_nul_in_the_username_is_401(anonymous_client: TestClient) -> None:
@@ -154,6 +182,8 @@ def unsigned_token(claims: dict[str, Any]) -> str:
         ),
         pytest.param(lambda s: token_with(s, sub="999"), id="unknown-user"),
         pytest.param(lambda s: token_with(s, sub="alice"), id="sub-not-an-id"),
+        pytest.param(lambda s: token_with(s, sub=str(2**63)), id="sub-past-the-largest-id"),
+        pytest.param(lambda s: token_with(s, sub="9" * 5000), id="sub-of-5000-digits"),
         pytest.param(lambda s: token_with(s, sub=None), id="no-sub"),
         pytest.param(lambda s: token_with(s, exp=None), id="no-exp"),
         pytest.param(lambda s: token_with(s, iat=None), id="no-iat"),
@@ -171,7 +201,7 @@ def test_every_bad_token_is_401(
 
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
-        assert "detail" in response.json()
+        assert response.json() == {"detail": "Could not validate credentials"}
 
 
 @pytest.mark.parametrize(

@@ -72,12 +72,70 @@ def test_create_task_rejects_bad_input(
     assert client.get("/tasks").json() == []
 
 
-@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"title": "unclosed'])
-def test_create_task_rejects_a_body_that_is_not_a_task(client: TestClient, content: str) -> None:
-    response = client.post("/tasks", content=content, headers={"Content-Type": "application/json"})
+def post_raw(client: TestClient, content: str | bytes) -> Any:
+    """POST a body exactly as given, where `json=` would refuse to write it."""
+    return client.post("/tasks", content=content, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("content", "error_type"),
+    [
+        ("not json", "json_invalid"),
+        ('{"title": "unclosed', "json_invalid"),
+        ("[1, 2]", "model_attributes_type"),
+    ],
+)
+def test_create_task_rejects_a_body_that_is_not_a_task(
+    client: TestClient, content: str, error_type: str
+) -> None:
+    response = post_raw(client, content)
 
     assert response.status_code == 422
-    assert "detail" in response.json()
+    assert response.json()["detail"][0]["type"] == error_type
+    assert client.get("/tasks").json() == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param('{"title": NaN}', id="nan"),
+        pytest.param('{"title": "Ok", "due_date": Infinity}', id="infinity"),
+        pytest.param('{"title": "\\ud800"}', id="lone-surrogate"),
+        pytest.param('{"title": "Ok", "\\ud800": 1}', id="lone-surrogate-key"),
+        pytest.param(b'{"title": "\xed\xa0\x80"}', id="surrogate-bytes"),
+    ],
+)
+def test_create_task_rejects_json_that_is_not_strict_json(
+    client: TestClient, content: str | bytes
+) -> None:
+    # Python's json module reads these; a JSON answer cannot hold them.
+    response = post_raw(client, content)
+
+    assert response.status_code == 422
+    assert client.get("/tasks").json() == []
+
+
+def test_a_422_does_not_echo_what_was_sent(client: TestClient) -> None:
+    title = "x" * 1_000_000
+
+    response = client.post("/tasks", json={"title": title, "secret": "hunter2"})
+
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [
+        ["body", "title"],
+        ["body", "secret"],
+    ]
+    assert len(response.content) < 1000
+    assert "hunter2" not in response.text
+
+
+def test_a_422_lists_at_most_ten_problems(client: TestClient) -> None:
+    body = {"title": "Ok"} | {f"typo{n}": n for n in range(1000)}
+
+    response = client.post("/tasks", json=body)
+
+    assert response.status_code == 422
+    assert len(response.json()["detail"]) == 10
 
 
 def test_list_tasks_is_empty_at_first(client: TestClient) -> None:

@@ -9,7 +9,14 @@ from task_api.config import Settings, get_settings
 from task_api.database import get_session
 from task_api.errors import UsernameTaken
 from task_api.models import ErrorMessage, Token, User, UserCreate, UserPublic
-from task_api.rate_limit import TOO_MANY_REQUESTS, limiter, login_limit
+from task_api.rate_limit import (
+    TOO_MANY_REQUESTS,
+    count_a_failed_login,
+    limiter,
+    login_limit,
+    refuse_a_guessed_username,
+    register_limit,
+)
 from task_api.security import (
     DUMMY_HASH,
     create_access_token,
@@ -30,10 +37,19 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     "/auth/register",
     status_code=201,
     response_model=UserPublic,
-    responses={409: {"model": ErrorMessage, "description": "The username is taken"}},
+    responses={
+        409: {"model": ErrorMessage, "description": "The username is taken"},
+        **TOO_MANY_REQUESTS,
+    },
 )
-def register(data: UserCreate, session: Annotated[Session, Depends(get_session)]) -> User:
-    """Create an account. The password is stored only as a hash."""
+@limiter.limit(register_limit)
+def register(
+    request: Request, data: UserCreate, session: Annotated[Session, Depends(get_session)]
+) -> User:
+    """Create an account. The password is stored only as a hash.
+
+    Limited per client address (RATE_LIMIT_REGISTER).
+    """
     if session.exec(select(User).where(User.username == data.username)).first():
         raise UsernameTaken(data.username)
     user = User(username=data.username, hashed_password=hash_password(data.password))
@@ -57,16 +73,17 @@ def login(
 ) -> Token:
     """Log in with the OAuth2 password flow: a form with `username` and `password`.
 
-    Limited per client address (RATE_LIMIT_LOGIN), to slow down password guessing.
+    Limited per client address (RATE_LIMIT_LOGIN), to slow down password guessing; failed
+    logins are limited per username too, so that many addresses cannot share the guessing.
     """
+    refuse_a_guessed_username(form.username, settings)
     query = select(User).where(User.username == form.username)
     # No username holds a NUL character, and PostgreSQL would refuse even to compare one.
     user = session.exec(query).first() if "\x00" not in form.username else None
-    if user is None:
-        verify_password(form.password, DUMMY_HASH)
-        raise unauthorized("Incorrect username or password")
-    valid, new_hash = verify_password(form.password, user.hashed_password)
-    if not valid:
+    # No such user: check against a dummy hash anyway, so that the answer takes as long.
+    valid, new_hash = verify_password(form.password, user.hashed_password if user else DUMMY_HASH)
+    if user is None or not valid:
+        count_a_failed_login(form.username, settings)
         raise unauthorized("Incorrect username or password")
     if new_hash is not None:  # an older hash: store the Argon2id one now that we can
         user.hashed_password = new_hash

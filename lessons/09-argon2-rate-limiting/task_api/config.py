@@ -30,10 +30,12 @@ class Settings(BaseSettings):
     # How long a login lasts: the client logs in again after that.
     access_token_expire_minutes: int = Field(default=30, gt=0)
     # "N/second", "N/minute", "N/hour" or "N/day" (several: "5/minute;50/hour").
-    rate_limit_login: str = "5/minute"  # per client address, on POST /auth/token
+    # Per client address on POST /auth/token, and per username on failed logins.
+    rate_limit_login: str = "5/minute"
+    rate_limit_register: str = "10/hour"  # per client address, on POST /auth/register
     rate_limit_api: str = "120/minute"  # per user, on every /tasks route
 
-    @field_validator("rate_limit_login", "rate_limit_api")
+    @field_validator("rate_limit_login", "rate_limit_register", "rate_limit_api")
     @classmethod
     def must_be_a_rate_limit(cls, value: str) -> str:
         parse_many(value)  # raises ValueError for anything that is not a rate limit

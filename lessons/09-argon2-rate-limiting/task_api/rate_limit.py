@@ -1,4 +1,4 @@
-"""Rate limits: how often a client may try to log in, and how often a user may call the API."""
+"""Rate limits: how often a client may register and log in, and a user may call the API."""
 
 import math
 import time
@@ -30,6 +30,11 @@ def login_limit() -> str:
     return get_settings().rate_limit_login
 
 
+def register_limit() -> str:
+    """The registration limit: every new account costs an Argon2 hash and a row."""
+    return get_settings().rate_limit_register
+
+
 def too_many_requests(limit: RateLimitItem, *keys: str) -> HTTPException:
     """A 429 that says which limit was hit and when the client may try again."""
     reset_at, _remaining = limiter.limiter.get_window_stats(limit, *keys)
@@ -39,6 +44,24 @@ def too_many_requests(limit: RateLimitItem, *keys: str) -> HTTPException:
         detail=f"Too many requests: the limit is {limit}",
         headers={"Retry-After": str(retry_after)},
     )
+
+
+def failed_login_keys(username: str) -> tuple[str, str]:
+    # No username is longer than 50 characters: a longer one shares its first 50's counter.
+    return f"username:{username[:50]}", "failed-logins"
+
+
+def refuse_a_guessed_username(username: str, settings: Settings) -> None:
+    """429 once a username has had its share of failed logins, from whatever addresses."""
+    keys = failed_login_keys(username)
+    for limit in parse_many(settings.rate_limit_login):
+        if not limiter.limiter.test(limit, *keys):
+            raise too_many_requests(limit, *keys)
+
+
+def count_a_failed_login(username: str, settings: Settings) -> None:
+    for limit in parse_many(settings.rate_limit_login):
+        limiter.limiter.hit(limit, *failed_login_keys(username))
 
 
 def limit_api_calls(

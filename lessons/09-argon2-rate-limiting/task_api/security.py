@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from task_api.config import Settings, get_settings
 from task_api.database import get_session
-from task_api.models import User
+from task_api.models import MAX_ID, User
 
 ALGORITHM = "HS256"
 
@@ -93,8 +93,12 @@ def read_user_id(token: str, settings: Settings) -> int | None:
     except jwt.InvalidTokenError:
         return None
     subject = claims["sub"]
-    is_id = isinstance(subject, str) and subject.isascii() and subject.isdigit()
-    return int(subject) if is_id else None
+    # We sign only user ids: digits, no more than an id column holds (2**63 would be a 500).
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        return None
+    if len(subject) > len(str(MAX_ID)) or int(subject) > MAX_ID:
+        return None
+    return int(subject)
 
 
 # Reads "Authorization: Bearer <token>" and tells OpenAPI where to log in ("Authorize" in /docs).
@@ -118,7 +122,4 @@ def get_current_user(
     user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise unauthorized("Could not validate credentials")
-    # Give the connection back to the pool now (the user stays readable): the request may
-    # need it again only later, and holding one per waiting request can drain the pool.
-    session.close()
     return user

@@ -29,9 +29,6 @@ def get_current_user(token: TokenDep, session: SessionDep, settings: SettingsDep
     user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise unauthorized("Could not validate credentials")
-    # Give the connection back to the pool now (the user stays readable): the request may
-    # need it again only later, and holding one per waiting request can drain the pool.
-    session.close()
     return user
 
 

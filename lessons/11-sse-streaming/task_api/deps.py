@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from task_api.config import Settings, get_settings
 from task_api.database import get_session
-from task_api.events import Subscription, TaskEventBroker, get_event_broker
+from task_api.events import Subscription, TaskEventBroker, get_event_broker, parse_event_id
 from task_api.models import User
 from task_api.repository import SqlTaskRepository, TaskRepository
 from task_api.security import read_user_id, unauthorized
@@ -33,9 +33,6 @@ def get_current_user(token: TokenDep, session: SessionDep, settings: SettingsDep
     user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise unauthorized("Could not validate credentials")
-    # Give the connection back to the pool now (the user stays readable): the request may
-    # need it again only later, and holding one per waiting request can drain the pool.
-    session.close()
     return user
 
 
@@ -76,8 +73,7 @@ async def subscribe_to_task_events(
     stream ends, also when the client goes away.
     """
     assert user.id is not None
-    seen = int(last_event_id) if last_event_id and last_event_id.isdecimal() else None
-    with broker.subscribe(user.id, seen) as subscription:
+    with broker.subscribe(user.id, parse_event_id(last_event_id)) as subscription:
         yield subscription
 
 

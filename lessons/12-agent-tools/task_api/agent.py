@@ -3,14 +3,14 @@
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from agents import (
     Agent,
-    AgentsException,
     MaxTurnsExceeded,
     Model,
     RunConfig,
@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from course_shared.offline_model import OfflineModel
 from task_api.config import Settings
-from task_api.errors import TaskError
+from task_api.errors import AgentRunFailed, TaskError
 from task_api.events import TaskEventBroker
 from task_api.models import Task, TaskCreate, TaskPriority, TaskPublic, TaskStatus, TaskUpdate
 from task_api.repository import SqlTaskRepository
@@ -170,61 +170,87 @@ def build_agent(model: Model) -> Agent[TaskContext]:
     )
 
 
-def build_model(settings: Settings) -> Model:
-    """The model AGENT_MODEL names: offline, OpenAI's, or an OpenAI-compatible server's."""
+@asynccontextmanager
+async def open_model(settings: Settings) -> AsyncIterator[Model]:
+    """The model AGENT_MODEL names (offline, OpenAI's, or an OpenAI-compatible server's),
+    for as long as the block runs: the app keeps one from start-up to shutdown.
+
+    An OpenAI client holds a pool of connections to its provider. One per process lets every
+    chat reuse them; closing it at the end lets the provider know the connections are done.
+    """
     if settings.agent_model == "offline":
-        return OfflineModel()
+        yield OfflineModel()
+        return
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if settings.openai_base_url:
         # Ollama, vLLM, LM Studio...: they speak the Chat Completions API, and need no key.
         client = AsyncOpenAI(base_url=settings.openai_base_url, api_key=api_key or "unused")
-        return OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
-    return OpenAIResponsesModel(
-        model=settings.agent_model, openai_client=AsyncOpenAI(api_key=api_key)
-    )
+        model: Model = OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
+    else:
+        client = AsyncOpenAI(api_key=api_key)
+        model = OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+    async with client:
+        yield model
 
 
 # A run that needs more model calls than this has lost its way.
 MAX_TURNS = 10
 
 
-class AgentRunFailed(Exception):
-    """The run could not finish; `status_code` and `detail` say why, for the client."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-
-
 async def run_agent(
     agent: Agent[TaskContext], message: str, context: TaskContext, settings: Settings
 ) -> RunResult:
-    """Run the agent on one message, within the time limit, and name what went wrong."""
+    """Run the agent on one message, within the time limit; AgentRunFailed says what failed."""
     try:
         async with asyncio.timeout(settings.agent_timeout_seconds):
-            return await Runner.run(
+            result = await Runner.run(
                 agent,
                 message,
                 context=context,
                 max_turns=MAX_TURNS,
                 run_config=run_config(settings),
             )
-    except (TimeoutError, APITimeoutError):
+        check_reply(result.final_output)
+    except Exception as error:
+        raise explain_failure(error, settings) from None
+    return result
+
+
+def check_reply(final_output: Any) -> None:
+    """A run ends with the model's reply, in words; a run that ends without one failed."""
+    if not isinstance(final_output, str) or not final_output.strip():
+        raise AgentRunFailed(502, "The model ended its answer without a reply")
+
+
+def explain_failure(error: Exception, settings: Settings) -> AgentRunFailed:
+    """What a failed run means for the client, 502 or 504 with a detail; logged here, once."""
+    if isinstance(error, AgentRunFailed):
+        failure = error
+    elif isinstance(error, TimeoutError | APITimeoutError):
         limit = f"{settings.agent_timeout_seconds:g}"
-        raise AgentRunFailed(504, f"The model did not finish within {limit} seconds") from None
-    except MaxTurnsExceeded:
-        detail = f"The agent did not finish within {MAX_TURNS} turns"
-        raise AgentRunFailed(502, detail) from None
-    except APIStatusError as error:
-        logger.warning("model provider error: HTTP %s", error.status_code)
+        failure = AgentRunFailed(504, f"The model did not finish within {limit} seconds")
+    elif isinstance(error, MaxTurnsExceeded):
+        failure = AgentRunFailed(502, f"The agent did not finish within {MAX_TURNS} turns")
+    elif isinstance(error, APIStatusError):
         detail = f"The model provider answered with an error (HTTP {error.status_code})"
-        raise AgentRunFailed(502, detail) from None
-    except APIConnectionError:
-        raise AgentRunFailed(502, "The model provider could not be reached") from None
-    except AgentsException as error:
-        logger.warning("agent run failed: %s", error)
-        raise AgentRunFailed(502, "The model's answer could not be used") from None
+        failure = AgentRunFailed(502, detail)
+    elif isinstance(error, APIConnectionError):
+        failure = AgentRunFailed(502, "The model provider could not be reached")
+    else:
+        # Anything else went wrong with the model's answer: an HTML page where JSON should be,
+        # a reply the SDK cannot use, an error in the model itself.
+        failure = AgentRunFailed(502, "The model's answer could not be used")
+    logger.warning("agent run failed: %s", failure.detail, exc_info=error)
+    return failure
+
+
+def parse_arguments(arguments: str) -> dict[str, Any]:
+    """A tool call's arguments, as the model sent them (JSON, we hope)."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return {"unparsed": arguments}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 def run_config(settings: Settings) -> RunConfig:

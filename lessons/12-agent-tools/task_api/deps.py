@@ -4,14 +4,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from agents import Model
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
-from task_api.agent import build_model
 from task_api.config import Settings, get_settings
 from task_api.database import get_session
-from task_api.events import Subscription, TaskEventBroker, get_event_broker
+from task_api.events import Subscription, TaskEventBroker, get_event_broker, parse_event_id
 from task_api.models import User
 from task_api.repository import SqlTaskRepository, TaskRepository
 from task_api.security import read_user_id, unauthorized
@@ -35,8 +34,8 @@ def get_current_user(token: TokenDep, session: SessionDep, settings: SettingsDep
     user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise unauthorized("Could not validate credentials")
-    # Give the connection back to the pool now (the user stays readable): the request may
-    # need it again only later, and holding one per waiting request can drain the pool.
+    # Give the connection back to the pool now; the user stays readable. A chat then waits
+    # seconds for the model, and a connection held by every waiting chat would drain the pool.
     session.close()
     return user
 
@@ -78,17 +77,17 @@ async def subscribe_to_task_events(
     stream ends, also when the client goes away.
     """
     assert user.id is not None
-    seen = int(last_event_id) if last_event_id and last_event_id.isdecimal() else None
-    with broker.subscribe(user.id, seen) as subscription:
+    with broker.subscribe(user.id, parse_event_id(last_event_id)) as subscription:
         yield subscription
 
 
 EventSubscriptionDep = Annotated[Subscription, Depends(subscribe_to_task_events)]
 
 
-def get_agent_model(settings: SettingsDep) -> Model:
-    """The model AGENT_MODEL names; tests swap in scripted ones."""
-    return build_model(settings)
+def get_agent_model(request: Request) -> Model:
+    """The model the app opened at start-up (see main.lifespan); tests swap in their own."""
+    model: Model = request.app.state.agent_model
+    return model
 
 
 AgentModelDep = Annotated[Model, Depends(get_agent_model)]

@@ -1,4 +1,4 @@
-"""What can go wrong with a request for a reason the client can fix."""
+"""What can go wrong with a request: a reason the client can fix, or a model that failed."""
 
 
 class TaskError(Exception):
@@ -37,3 +37,11 @@ class UsernameTaken(TaskError):
 
     def __init__(self, username: str) -> None:
         super().__init__(f"The username {username!r} is taken")
+
+
+class AgentRunFailed(TaskError):
+    """The agent could not finish: its model failed (502) or took too long (504)."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code

@@ -4,10 +4,7 @@ from typing import Protocol
 
 from sqlmodel import Session, select
 
-from task_api.models import Task, TaskPriority, TaskStatus
-
-# The largest id an INTEGER column holds; a bigger one cannot name a task.
-MAX_ID = 2**31 - 1
+from task_api.models import MAX_ID, Task, TaskPriority, TaskStatus
 
 
 class TaskRepository(Protocol):

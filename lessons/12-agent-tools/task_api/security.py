@@ -14,6 +14,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.base import ensure_bytes, ensure_str
 
 from task_api.config import Settings
+from task_api.models import MAX_ID
 
 ALGORITHM = "HS256"
 
@@ -88,8 +89,12 @@ def read_user_id(token: str, settings: Settings) -> int | None:
     except jwt.InvalidTokenError:
         return None
     subject = claims["sub"]
-    is_id = isinstance(subject, str) and subject.isascii() and subject.isdigit()
-    return int(subject) if is_id else None
+    # We sign only user ids: digits, no more than an id column holds (2**63 would be a 500).
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        return None
+    if len(subject) > len(str(MAX_ID)) or int(subject) > MAX_ID:
+        return None
+    return int(subject)
 
 
 def unauthorized(detail: str) -> HTTPException:

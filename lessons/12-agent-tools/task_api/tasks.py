@@ -13,19 +13,21 @@ from task_api.models import (
     TaskPublic,
     TaskStatus,
     TaskUpdate,
+    as_json_errors,
 )
 from task_api.rate_limit import TOO_MANY_REQUESTS, limit_api_calls
 
 # Every route here needs a bearer token (get_task_service depends on get_current_user),
 # and counts against the caller's rate limit.
+UNAUTHORIZED_OR_LIMITED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "Missing or invalid token"},
+    **TOO_MANY_REQUESTS,
+}
 router = APIRouter(
     prefix="/tasks",
     tags=["tasks"],
     dependencies=[Depends(limit_api_calls)],
-    responses={
-        401: {"model": ErrorMessage, "description": "Missing or invalid token"},
-        **TOO_MANY_REQUESTS,
-    },
+    responses=UNAUTHORIZED_OR_LIMITED,
 )
 
 # Documented in OpenAPI, so that a client knows which errors to expect from which route.
@@ -49,7 +51,11 @@ def list_tasks(
     return service.list_tasks(status=status, priority=priority, limit=limit, offset=offset)
 
 
-@router.get("/events", response_class=EventSourceResponse)
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses=as_json_errors(UNAUTHORIZED_OR_LIMITED),
+)
 async def stream_task_events(subscription: EventSubscriptionDep) -> AsyncIterator[ServerSentEvent]:
     """Your task changes as Server-Sent Events: `task.created`, `task.updated`, `task.deleted`.
 

@@ -1,17 +1,21 @@
 """POST /agent/chat: the TaskManager agent, driven by real models and real tools."""
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from agents import ModelBehaviorError
+from agents import Model, ModelBehaviorError
 from agents.testing import ScriptedModel, assistant_message, function_call
+from conftest import bearer
 from fastapi.testclient import TestClient
+from openai import AsyncOpenAI
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import Engine
 
-from course_shared.openai_standin import StandinConfig, run_standin
-from task_api.agent import MAX_TURNS, build_agent, run_config
+from course_shared.openai_standin import MISBEHAVIOURS, Misbehaviour, StandinConfig, run_standin
+from task_api import agent, database, main
+from task_api.agent import MAX_TURNS, run_config
 from task_api.config import Settings, get_settings
 from task_api.deps import get_agent_model
 from task_api.events import TaskEventBroker
@@ -71,12 +75,32 @@ def test_no_phrasing_reaches_another_users_tasks(
     assert other_client.get(f"/tasks/{secret['id']}").json() == secret
 
 
-def test_the_tools_cannot_be_told_whose_tasks_to_use() -> None:
-    agent = build_agent(ScriptedModel())
+def test_a_model_cannot_say_whose_tasks_to_use(
+    client: TestClient, other_client: TestClient, use_model: Callable[[Model], None]
+) -> None:
+    secret = other_client.post("/tasks", json={"title": "Bob's secret"}).json()
+    bob = other_client.get("/users/me").json()["id"]
+    # A model that tries anyway: the tools take no user, so the caller's id is the only one.
+    use_model(
+        ScriptedModel(
+            [
+                [
+                    function_call(
+                        "get_task", {"task_id": secret["id"], "owner_id": bob}, call_id="c1"
+                    ),
+                    function_call(
+                        "delete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
+                    ),
+                ],
+                [assistant_message("Done.")],
+            ]
+        )
+    )
 
-    for tool in agent.tools:
-        properties = tool.params_json_schema["properties"]  # type: ignore[union-attr]
-        assert not {"user", "user_id", "owner", "owner_id"} & set(properties), tool.name
+    body = chat(client, "Show me Bob's task, then delete it").json()
+
+    assert "Bob's secret" not in str(body)
+    assert other_client.get(f"/tasks/{secret['id']}").json() == secret
 
 
 def test_changes_made_by_the_agent_reach_the_event_stream(
@@ -89,17 +113,6 @@ def test_changes_made_by_the_agent_reach_the_event_stream(
 
 
 # --- scripted models: exact runs ---------------------------------------------------
-
-
-@pytest.fixture
-def use_model() -> Iterator[Any]:
-    """Swap the agent's model for the test's."""
-
-    def use(model: Any) -> None:
-        app.dependency_overrides[get_agent_model] = lambda: model
-
-    yield use
-    app.dependency_overrides.pop(get_agent_model, None)
 
 
 def test_a_tool_error_is_passed_to_the_model(client: TestClient, use_model: Any) -> None:
@@ -161,6 +174,30 @@ def test_a_tool_call_is_saved_whole_or_not_at_all(client: TestClient, use_model:
     assert client.get("/tasks/1").json()["title"] == "Buy milk"
 
 
+def test_a_model_that_fails_in_any_way_is_502_logged_once(
+    client: TestClient, use_model: Callable[[Model], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    use_model(ScriptedModel([OverflowError("date value out of range")]))
+
+    response = chat(client, "Add a task to buy milk in 999999999 days")
+
+    assert response.status_code == 502
+    assert response.json() == {"detail": "The model's answer could not be used"}
+    [record] = [r for r in caplog.records if r.name == "task_api.agent"]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OverflowError)
+
+
+def test_a_run_that_ends_without_a_reply_is_502(
+    client: TestClient, use_model: Callable[[Model], None]
+) -> None:
+    use_model(ScriptedModel([[]]))  # the model answers, with nothing in it
+
+    response = chat(client, "Hello?")
+
+    assert response.status_code == 502
+    assert response.json() == {"detail": "The model ended its answer without a reply"}
+
+
 def test_too_many_turns_is_502(client: TestClient, use_model: Any) -> None:
     step = [function_call("list_tasks", {}, call_id="call-again")]
     use_model(ScriptedModel([step] * (MAX_TURNS + 1)))
@@ -175,8 +212,10 @@ def test_too_many_turns_is_502(client: TestClient, use_model: Any) -> None:
 
 
 @pytest.fixture
-def standin(settings: Settings) -> Iterator[tuple[StandinConfig, Settings]]:
-    """A local OpenAI-compatible server, and settings that point the app at it."""
+def standin(
+    settings: Settings, use_provider: Callable[[Settings], None]
+) -> Iterator[tuple[StandinConfig, Settings]]:
+    """A local OpenAI-compatible server, and the app pointed at it."""
     config = StandinConfig(tool_call=("list_tasks", {}), require_api_key="test-key")
     with run_standin(config) as base_url:
         use_standin = settings.model_copy(
@@ -186,7 +225,7 @@ def standin(settings: Settings) -> Iterator[tuple[StandinConfig, Settings]]:
                 "openai_api_key": SecretStr("test-key"),
             }
         )
-        app.dependency_overrides[get_settings] = lambda: use_standin
+        use_provider(use_standin)
         yield config, use_standin
 
 
@@ -238,20 +277,67 @@ def test_a_wrong_api_key_is_502_and_the_key_is_not_shown(
 
 
 def test_an_unreachable_provider_is_502(
-    client: TestClient, settings: Settings, use_model: Any
+    client: TestClient, settings: Settings, use_provider: Callable[[Settings], None]
 ) -> None:
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    nowhere = settings.model_copy(
-        update={"agent_model": "m", "openai_base_url": f"http://127.0.0.1:{port}/v1"}
+    use_provider(
+        settings.model_copy(
+            update={"agent_model": "m", "openai_base_url": f"http://127.0.0.1:{port}/v1"}
+        )
     )
-    app.dependency_overrides[get_settings] = lambda: nowhere
 
     response = chat(client, "Hello")
 
     assert response.status_code == 502
     assert response.json() == {"detail": "The model provider could not be reached"}
+
+
+@pytest.mark.parametrize("misbehaviour", MISBEHAVIOURS)
+def test_a_broken_answer_from_the_provider_is_502(
+    client: TestClient, standin: tuple[StandinConfig, Settings], misbehaviour: Misbehaviour
+) -> None:
+    config, _ = standin
+    config.misbehave = misbehaviour  # 200 with an HTML page, {}, garbage, a stream cut off
+
+    response = chat(client, "What do I have to do?")
+
+    assert response.status_code == 502
+    assert response.json()["detail"] in {
+        "The model's answer could not be used",
+        "The model ended its answer without a reply",
+        "The model provider could not be reached",
+    }
+
+
+def test_the_app_opens_one_model_and_closes_it_at_shutdown(
+    engine: Engine,
+    user: User,
+    settings: Settings,
+    standin: tuple[StandinConfig, Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, provider = standin
+    monkeypatch.setattr(main, "get_settings", lambda: provider)  # what the lifespan reads
+    monkeypatch.setattr(database, "engine", engine)
+    clients: list[AsyncOpenAI] = []
+
+    class RecordedClient(AsyncOpenAI):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            clients.append(self)
+
+    monkeypatch.setattr(agent, "AsyncOpenAI", RecordedClient)
+    app.dependency_overrides.pop(get_agent_model)  # the app's own, from its lifespan
+
+    with TestClient(app, headers=bearer(user, settings)) as client:  # runs the lifespan
+        assert chat(client, "What do I have to do?").status_code == 200
+        assert chat(client, "And now?").status_code == 200
+        [opened] = clients
+        assert not opened.is_closed()
+
+    assert opened.is_closed()
 
 
 def test_a_slow_model_is_504(client: TestClient, standin: tuple[StandinConfig, Settings]) -> None:

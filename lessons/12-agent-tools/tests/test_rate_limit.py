@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from task_api.config import Settings, get_settings
 from task_api.main import app
 from task_api.models import User
-from task_api.rate_limit import login_limit
+from task_api.rate_limit import login_limit, register_limit
 
 
 def login(client: TestClient, password: str = PASSWORD) -> Any:
@@ -34,13 +34,45 @@ def test_login_is_limited_per_client_address(anonymous_client: TestClient, user:
     assert_is_429(response)
 
 
+def from_address(number: int) -> TestClient:
+    return TestClient(app, client=(f"203.0.113.{number}", 50000))
+
+
 def test_another_address_may_still_log_in(anonymous_client: TestClient, user: User) -> None:
+    guess = {"username": "nobody", "password": "wrong guess"}
     for _ in range(parse(login_limit()).amount):
-        login(anonymous_client, "wrong guess")
+        anonymous_client.post("/auth/token", data=guess)
+    assert_is_429(login(anonymous_client))
 
-    elsewhere = TestClient(app, client=("203.0.113.7", 50000))
+    assert login(from_address(7)).status_code == 200
 
-    assert login(elsewhere).status_code == 200
+
+def test_failed_logins_are_limited_per_username(anonymous_client: TestClient, user: User) -> None:
+    # Each guess from another address: the per-address limit alone would never stop them.
+    for number in range(parse(login_limit()).amount):
+        assert login(from_address(number), "wrong guess").status_code == 401
+
+    assert_is_429(login(from_address(99)))
+    other = {"username": "bob", "password": "wrong guess"}
+    assert from_address(99).post("/auth/token", data=other).status_code == 401
+
+
+def test_successful_logins_do_not_count_against_the_username(
+    anonymous_client: TestClient, user: User
+) -> None:
+    for number in range(parse(login_limit()).amount + 1):
+        assert login(from_address(number)).status_code == 200
+
+
+def test_registration_is_limited_per_client_address(anonymous_client: TestClient) -> None:
+    allowed = parse(register_limit()).amount
+    for number in range(allowed):
+        account = {"username": f"user{number}", "password": PASSWORD}
+        assert anonymous_client.post("/auth/register", json=account).status_code == 201
+
+    account = {"username": "one-too-many", "password": PASSWORD}
+    assert_is_429(anonymous_client.post("/auth/register", json=account))
+    assert from_address(7).post("/auth/register", json=account).status_code == 201
 
 
 @pytest.fixture
@@ -76,6 +108,7 @@ def test_limits_are_documented_in_openapi(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
 
     assert "429" in paths["/auth/token"]["post"]["responses"]
+    assert "429" in paths["/auth/register"]["post"]["responses"]
     assert "429" in paths["/tasks"]["get"]["responses"]
 
 

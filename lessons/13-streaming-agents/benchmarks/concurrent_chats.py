@@ -136,12 +136,13 @@ def main() -> None:
             "--quiet",
         ]  # fmt: skip
         app_command = [
-            sys.executable, "-m", "uvicorn", "task_api.main:app", "--port", str(app_port),
-            "--log-level", "warning", "--no-access-log",
+            sys.executable, "-m", "uvicorn", "task_api.main:app", "--app-dir", str(STAGE),
+            "--port", str(app_port), "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
         servers = [
             subprocess.Popen(standin_command, env=env, cwd=data),
-            subprocess.Popen(app_command, env=env, cwd=STAGE),
+            # Started in the data folder, so that your .env does not change what is measured.
+            subprocess.Popen(app_command, env=env, cwd=data),
         ]
         try:
             wait_until_listening(standin_port, servers[0])

@@ -4,14 +4,13 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import httpx
 from agents import (
     Agent,
-    AgentsException,
     AgentUpdatedStreamEvent,
     MaxTurnsExceeded,
     Model,
@@ -27,20 +26,14 @@ from agents import (
 )
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
-from openai import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AsyncOpenAI,
-    DefaultAsyncHttpxClient,
-)
+from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
 from course_shared.offline_model import OfflineModel
 from task_api.config import Settings
-from task_api.errors import TaskError
+from task_api.errors import AgentRunFailed, TaskError
 from task_api.events import TaskEventBroker
 from task_api.models import Task, TaskCreate, TaskPriority, TaskPublic, TaskStatus, TaskUpdate
 from task_api.repository import SqlTaskRepository
@@ -182,55 +175,50 @@ def build_agent(model: Model) -> Agent[TaskContext]:
     )
 
 
-# Loading the certificate store into a new SSL context costs about 30 ms of CPU, the most
-# of what building an OpenAI client costs. Build it once: every client can share it.
-SSL_CONTEXT = httpx.create_ssl_context()
+@asynccontextmanager
+async def open_model(settings: Settings) -> AsyncIterator[Model]:
+    """The model AGENT_MODEL names (offline, OpenAI's, or an OpenAI-compatible server's),
+    for as long as the block runs: the app keeps one from start-up to shutdown.
 
-
-def build_model(settings: Settings) -> Model:
-    """The model AGENT_MODEL names: offline, OpenAI's, or an OpenAI-compatible server's."""
+    An OpenAI client holds a pool of connections to its provider. One per process lets every
+    chat reuse them; closing it at the end lets the provider know the connections are done.
+    """
     if settings.agent_model == "offline":
-        return OfflineModel()
+        yield OfflineModel()
+        return
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    http_client = DefaultAsyncHttpxClient(verify=SSL_CONTEXT)
     if settings.openai_base_url:
         # Ollama, vLLM, LM Studio...: they speak the Chat Completions API, and need no key.
-        client = AsyncOpenAI(
-            base_url=settings.openai_base_url, api_key=api_key or "unused", http_client=http_client
-        )
-        return OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
-    client = AsyncOpenAI(api_key=api_key, http_client=http_client)
-    return OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+        client = AsyncOpenAI(base_url=settings.openai_base_url, api_key=api_key or "unused")
+        model: Model = OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
+    else:
+        client = AsyncOpenAI(api_key=api_key)
+        model = OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+    async with client:
+        yield model
 
 
 # A run that needs more model calls than this has lost its way.
 MAX_TURNS = 10
 
 
-class AgentRunFailed(Exception):
-    """The run could not finish; `status_code` and `detail` say why, for the client."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-
-
 async def run_agent(
     agent: Agent[TaskContext], message: str, context: TaskContext, settings: Settings
 ) -> RunResult:
-    """Run the agent on one message, within the time limit, and name what went wrong."""
+    """Run the agent on one message, within the time limit; AgentRunFailed says what failed."""
     try:
         async with asyncio.timeout(settings.agent_timeout_seconds):
-            return await Runner.run(
+            result = await Runner.run(
                 agent,
                 message,
                 context=context,
                 max_turns=MAX_TURNS,
                 run_config=run_config(settings),
             )
+        check_reply(result.final_output)
     except Exception as error:
         raise explain_failure(error, settings) from None
+    return result
 
 
 async def stream_agent_run(
@@ -277,6 +265,7 @@ async def stream_agent_run(
                     "tool_output",
                     {"call_id": call_id, "name": names.get(call_id), "output": output},
                 )
+        check_reply(run.final_output)
     except Exception as error:
         raise explain_failure(error, settings) from None
     finally:
@@ -286,7 +275,7 @@ async def stream_agent_run(
     yield (
         "done",
         {
-            "reply": str(run.final_output),
+            "reply": run.final_output,
             "input": run.to_input_list(),
             "usage": {
                 "requests": usage.requests,
@@ -297,7 +286,36 @@ async def stream_agent_run(
     )
 
 
+def check_reply(final_output: Any) -> None:
+    """A run ends with the model's reply, in words; a run that ends without one failed."""
+    if not isinstance(final_output, str) or not final_output.strip():
+        raise AgentRunFailed(502, "The model ended its answer without a reply")
+
+
+def explain_failure(error: Exception, settings: Settings) -> AgentRunFailed:
+    """What a failed run means for the client, 502 or 504 with a detail; logged here, once."""
+    if isinstance(error, AgentRunFailed):
+        failure = error
+    elif isinstance(error, TimeoutError | APITimeoutError):
+        limit = f"{settings.agent_timeout_seconds:g}"
+        failure = AgentRunFailed(504, f"The model did not finish within {limit} seconds")
+    elif isinstance(error, MaxTurnsExceeded):
+        failure = AgentRunFailed(502, f"The agent did not finish within {MAX_TURNS} turns")
+    elif isinstance(error, APIStatusError):
+        detail = f"The model provider answered with an error (HTTP {error.status_code})"
+        failure = AgentRunFailed(502, detail)
+    elif isinstance(error, APIConnectionError):
+        failure = AgentRunFailed(502, "The model provider could not be reached")
+    else:
+        # Anything else went wrong with the model's answer: an HTML page where JSON should be,
+        # a reply the SDK cannot use, an error in the model itself.
+        failure = AgentRunFailed(502, "The model's answer could not be used")
+    logger.warning("agent run failed: %s", failure.detail, exc_info=error)
+    return failure
+
+
 def parse_arguments(arguments: str) -> dict[str, Any]:
+    """A tool call's arguments, as the model sent them (JSON, we hope)."""
     try:
         parsed = json.loads(arguments or "{}")
     except json.JSONDecodeError:
@@ -312,24 +330,3 @@ def run_config(settings: Settings) -> RunConfig:
         return RunConfig(tracing_disabled=True)
     # The key goes with the run: the SDK would look only in the environment, not in .env.
     return RunConfig(tracing={"api_key": key.get_secret_value()})
-
-
-def explain_failure(error: Exception, settings: Settings) -> AgentRunFailed:
-    """What a failed run means for the client: 502 or 504, with a detail."""
-    if isinstance(error, AgentRunFailed):
-        return error
-    if isinstance(error, TimeoutError | APITimeoutError):
-        limit = f"{settings.agent_timeout_seconds:g}"
-        return AgentRunFailed(504, f"The model did not finish within {limit} seconds")
-    if isinstance(error, MaxTurnsExceeded):
-        return AgentRunFailed(502, f"The agent did not finish within {MAX_TURNS} turns")
-    if isinstance(error, APIStatusError):
-        logger.warning("model provider error: HTTP %s", error.status_code)
-        detail = f"The model provider answered with an error (HTTP {error.status_code})"
-        return AgentRunFailed(502, detail)
-    if isinstance(error, APIConnectionError):
-        return AgentRunFailed(502, "The model provider could not be reached")
-    if isinstance(error, AgentsException):
-        logger.warning("agent run failed: %s", error)
-        return AgentRunFailed(502, "The model's answer could not be used")
-    raise error

@@ -1,17 +1,23 @@
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from agents import RunResult, ToolCallItem, ToolCallOutputItem
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlmodel import Session
 
-from task_api.agent import AgentRunFailed, TaskContext, build_agent, run_agent, stream_agent_run
+from task_api.agent import (
+    TaskContext,
+    build_agent,
+    parse_arguments,
+    run_agent,
+    stream_agent_run,
+)
 from task_api.deps import AgentModelDep, CurrentUser, EventBrokerDep, SessionDep, SettingsDep
-from task_api.memory import ConversationNotFound, ConversationStore
+from task_api.errors import TaskError
+from task_api.memory import ConversationStore
 from task_api.models import (
     SESSION_ID,
     AgentSessionPublic,
@@ -21,23 +27,30 @@ from task_api.models import (
     ChatUsage,
     ErrorMessage,
     ToolCall,
+    as_json_errors,
 )
 from task_api.rate_limit import TOO_MANY_REQUESTS, limit_api_calls
 
+UNAUTHORIZED_OR_LIMITED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "Missing or invalid token"},
+    **TOO_MANY_REQUESTS,
+}
+MODEL_FAILED: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorMessage, "description": "The model or its provider failed"},
+    504: {"model": ErrorMessage, "description": "The model took longer than allowed"},
+}
+NO_SUCH_CONVERSATION: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "No such conversation"}
+}
 router = APIRouter(
     prefix="/agent",
     tags=["agent"],
     dependencies=[Depends(limit_api_calls)],
-    responses={
-        401: {"model": ErrorMessage, "description": "Missing or invalid token"},
-        **TOO_MANY_REQUESTS,
-        502: {"model": ErrorMessage, "description": "The model or its provider failed"},
-        504: {"model": ErrorMessage, "description": "The model took longer than allowed"},
-    },
+    responses=UNAUTHORIZED_OR_LIMITED,
 )
 
 
-@router.post("/chat")
+@router.post("/chat", responses=MODEL_FAILED)
 async def chat(
     data: ChatRequest,
     user: CurrentUser,
@@ -55,10 +68,8 @@ async def chat(
     assert user.id is not None
     # The tools open sessions of their own on the request's database: see run_tool.
     context = TaskContext(owner_id=user.id, database=session.get_bind(), events=broker)
-    try:
-        result = await run_agent(build_agent(model), data.message, context, settings)
-    except AgentRunFailed as error:
-        raise HTTPException(status_code=error.status_code, detail=error.detail) from None
+    # A failed run raises AgentRunFailed, which main.py answers as it answers every TaskError.
+    result = await run_agent(build_agent(model), data.message, context, settings)
     usage = result.context_wrapper.usage
     return ChatReply(
         reply=str(result.final_output),
@@ -81,20 +92,14 @@ def tool_calls_of(result: RunResult) -> list[ToolCall]:
             and getattr(item.raw_item, "type", "") == "function_call"
         ):
             raw: Any = item.raw_item
-            calls[raw.call_id] = ToolCall(name=raw.name, arguments=parse(raw.arguments), output="")
+            calls[raw.call_id] = ToolCall(
+                name=raw.name, arguments=parse_arguments(raw.arguments), output=""
+            )
         elif isinstance(item, ToolCallOutputItem):
             call_id = item.raw_item["call_id"] if isinstance(item.raw_item, dict) else ""
             if call_id in calls:
                 calls[call_id].output = str(item.output)
     return list(calls.values())
-
-
-def parse(arguments: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        return {"unparsed": arguments}
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
 @dataclass
@@ -116,10 +121,7 @@ def start_chat_turn(
     finished turn, each open one of their own, so a long stream holds no connection.
     """
     assert user.id is not None
-    try:
-        history = ConversationStore(session, owner_id=user.id).history(data.session_id)
-    except ConversationNotFound:
-        raise HTTPException(404, f"Conversation {data.session_id} not found") from None
+    history = ConversationStore(session, owner_id=user.id).history(data.session_id)
     context = TaskContext(owner_id=user.id, database=session.get_bind(), events=broker)
     return ChatTurn(data.message, data.session_id, history, context)
 
@@ -134,7 +136,8 @@ def save_turn(turn: ChatTurn, items: list[Any]) -> str:
 @router.post(
     "/chat/stream",
     response_class=EventSourceResponse,
-    responses={404: {"model": ErrorMessage, "description": "No such conversation"}},
+    # Before the stream starts, its errors are plain JSON; a failed run is an `error` event.
+    responses=as_json_errors(UNAUTHORIZED_OR_LIMITED | NO_SUCH_CONVERSATION),
 )
 async def chat_stream(
     turn: Annotated[ChatTurn, Depends(start_chat_turn)],
@@ -157,26 +160,20 @@ async def chat_stream(
                 new_items = data.pop("input")[len(turn.history) :]
                 data["session_id"] = await run_in_threadpool(save_turn, turn, new_items)
             yield ServerSentEvent(event=event, data=data)
-    except AgentRunFailed as error:
+    except TaskError as error:  # the run failed, or the conversation was deleted meanwhile
         yield ServerSentEvent(
             event="error", data={"detail": error.detail, "status": error.status_code}
         )
 
 
-@router.get(
-    "/sessions/{session_id}",
-    responses={404: {"model": ErrorMessage, "description": "No such conversation"}},
-)
+@router.get("/sessions/{session_id}", responses=NO_SUCH_CONVERSATION)
 def read_conversation(
     session_id: Annotated[str, Path(pattern=SESSION_ID)], user: CurrentUser, session: SessionDep
 ) -> AgentSessionPublic:
     """What was said in one of your conversations with the agent."""
     assert user.id is not None
     conversations = ConversationStore(session, owner_id=user.id)
-    try:
-        conversation = conversations.get(session_id)
-    except ConversationNotFound:
-        raise HTTPException(404, f"Conversation {session_id} not found") from None
+    conversation = conversations.get(session_id)
     return AgentSessionPublic(
         session_id=conversation.id,
         messages=conversations.messages(session_id),
@@ -185,17 +182,10 @@ def read_conversation(
     )
 
 
-@router.delete(
-    "/sessions/{session_id}",
-    status_code=204,
-    responses={404: {"model": ErrorMessage, "description": "No such conversation"}},
-)
+@router.delete("/sessions/{session_id}", status_code=204, responses=NO_SUCH_CONVERSATION)
 def delete_conversation(
     session_id: Annotated[str, Path(pattern=SESSION_ID)], user: CurrentUser, session: SessionDep
 ) -> None:
     """Forget one of your conversations with the agent."""
     assert user.id is not None
-    try:
-        ConversationStore(session, owner_id=user.id).delete(session_id)
-    except ConversationNotFound:
-        raise HTTPException(404, f"Conversation {session_id} not found") from None
+    ConversationStore(session, owner_id=user.id).delete(session_id)

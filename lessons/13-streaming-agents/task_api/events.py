@@ -18,6 +18,13 @@ class TaskEvent:
     data: dict[str, Any]
 
 
+def parse_event_id(value: str | None) -> int | None:
+    """The id of an event we sent (a count, a few digits long); None for anything else."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
+
+
 @dataclass
 class Subscription:
     """One open stream: the events it missed while away, then a queue of live ones."""

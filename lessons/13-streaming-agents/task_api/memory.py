@@ -4,13 +4,12 @@ import json
 import uuid
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, delete, select
 
+from task_api.errors import ConversationNotFound
 from task_api.models import AgentSession, AgentTurn, SessionMessage, utc_now
-
-
-class ConversationNotFound(Exception):
-    pass
 
 
 class ConversationStore:
@@ -48,7 +47,11 @@ class ConversationStore:
         session_id = conversation.id
         self.session.add(conversation)
         self.session.add(AgentTurn(session_id=session_id, items=plain))
-        self.session.commit()
+        try:
+            self.session.commit()
+        except (IntegrityError, StaleDataError):  # the conversation was deleted a moment ago
+            self.session.rollback()
+            raise ConversationNotFound(session_id) from None
         # Not `conversation.id`: after a commit that would read the row again, and hold a
         # connection until the session closes.
         return session_id

@@ -1,14 +1,26 @@
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from agents import Model
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, StaticPool, text
 from sqlmodel import Session, SQLModel, create_engine
 
+from course_shared.offline_model import OfflineModel
+from task_api.agent import open_model
 from task_api.config import Settings, get_settings
+
+# The app reads its settings once, as it is imported (the title of its OpenAPI document, the
+# database URL). Let that read see the defaults, whatever your .env file or your shell says;
+# then import it.
+Settings.model_config["env_file"] = None
+for name in Settings.model_fields:
+    os.environ.pop(name.upper(), None)
+
 from task_api.database import create_db_engine, get_session
+from task_api.deps import get_agent_model
 from task_api.events import TaskEventBroker, get_event_broker
 from task_api.main import app
 from task_api.models import User
@@ -106,6 +118,9 @@ def anonymous_client(
     app.dependency_overrides[get_session] = get_test_session
     app.dependency_overrides[get_settings] = lambda: settings
     app.dependency_overrides[get_event_broker] = lambda: broker
+    # The offline model, as AGENT_MODEL=offline gives: the lifespan that opens the app's own
+    # model runs only when a test enters `with TestClient(app)`.
+    app.dependency_overrides[get_agent_model] = OfflineModel
     yield TestClient(app)
     app.dependency_overrides.clear()
 
@@ -136,3 +151,30 @@ def task(client: TestClient) -> dict[str, Any]:
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+@pytest.fixture
+def use_model(anonymous_client: TestClient) -> Callable[[Model], None]:
+    """Swap the agent's model for the test's (until the client fixture clears the swaps)."""
+
+    def use(model: Model) -> None:
+        app.dependency_overrides[get_agent_model] = lambda: model
+
+    return use
+
+
+@pytest.fixture
+def use_provider(anonymous_client: TestClient) -> Callable[[Settings], None]:
+    """Point the app at a model provider, as AGENT_MODEL and OPENAI_BASE_URL would."""
+
+    def use(provider: Settings) -> None:
+        async def open_providers_model() -> AsyncIterator[Model]:
+            # Opened and closed for each request here: TestClient runs each request on an
+            # event loop of its own, and a client's connections belong to one loop.
+            async with open_model(provider) as model:
+                yield model
+
+        app.dependency_overrides[get_settings] = lambda: provider
+        app.dependency_overrides[get_agent_model] = open_providers_model
+
+    return use

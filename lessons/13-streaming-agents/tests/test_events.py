@@ -120,7 +120,10 @@ def test_a_client_that_missed_too_much_is_told_to_reload(
     assert [e.id for e in events[1:]] == ["3", "4", "5", "6", "7"]
 
 
-@pytest.mark.parametrize("last_event_id", ["abc", "", "-1", "1e3"])
+@pytest.mark.parametrize(
+    "last_event_id",
+    ["abc", "", "-1", "1e3", "9" * 5000, b"\xb2"],  # b"\xb2" reads as "\u00b2", a digit to Python
+)
 def test_a_last_event_id_we_did_not_send_replays_nothing(
     client: TestClient, last_event_id: str
 ) -> None:
@@ -163,3 +166,11 @@ def test_the_stream_needs_a_token(anonymous_client: TestClient) -> None:
 
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_api_document_says_the_errors_are_json(client: TestClient) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/tasks/events"]["get"]["responses"]
+
+    assert set(responses["200"]["content"]) == {"text/event-stream"}
+    for status in ["401", "429"]:
+        assert set(responses[status]["content"]) == {"application/json"}

@@ -2,17 +2,23 @@
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from agents import Model, ModelBehaviorError
 from agents.testing import ScriptedModel, assistant_message
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from course_shared.offline_model import OfflineModel
+from course_shared.openai_standin import MISBEHAVIOURS, Misbehaviour, StandinConfig, run_standin
 from course_shared.sse import ServerSentEvent, iter_sse, parse_sse
-from task_api.deps import get_agent_model
-from task_api.main import app
+from task_api.config import Settings
+from task_api.errors import ConversationNotFound
+from task_api.memory import ConversationStore
+from task_api.models import AgentSession, User
 
 
 def stream(client: TestClient, message: str, session_id: str | None = None) -> Any:
@@ -25,15 +31,6 @@ def stream(client: TestClient, message: str, session_id: str | None = None) -> A
 def events_of(response: Any) -> list[ServerSentEvent]:
     assert response.status_code == 200, response.text
     return parse_sse(response.text)
-
-
-@pytest.fixture
-def use_model() -> Iterator[Any]:
-    def use(model: Model) -> None:
-        app.dependency_overrides[get_agent_model] = lambda: model
-
-    yield use
-    app.dependency_overrides.pop(get_agent_model, None)
 
 
 def test_the_run_streams_in_the_documented_order(client: TestClient) -> None:
@@ -60,7 +57,9 @@ def test_the_deltas_add_up_to_the_reply(client: TestClient) -> None:
     assert client.get("/tasks").json()[0]["title"] == "Buy milk"
 
 
-def test_a_conversation_is_remembered(client: TestClient, use_model: Any) -> None:
+def test_a_conversation_is_remembered(
+    client: TestClient, use_model: Callable[[Model], None]
+) -> None:
     model = ScriptedModel([[assistant_message("Noted.")], [assistant_message("Milk.")]])
     use_model(model)
     first = events_of(stream(client, "Remember: I like milk"))[-1].json()
@@ -98,7 +97,7 @@ def test_a_new_conversation_starts_without_a_session_id(client: TestClient) -> N
 
 
 def test_a_failed_run_is_an_error_event_and_not_remembered(
-    client: TestClient, use_model: Any
+    client: TestClient, use_model: Callable[[Model], None]
 ) -> None:
     use_model(ScriptedModel([[assistant_message("Noted.")], ModelBehaviorError("nonsense")]))
     session_id = events_of(stream(client, "first"))[-1].json()["session_id"]
@@ -112,49 +111,115 @@ def test_a_failed_run_is_an_error_event_and_not_remembered(
     assert [m["content"] for m in messages] == ["first", "Noted."]
 
 
-class HangingModel(Model):
-    """A model that never answers, and notes when it is called and when that is cancelled."""
+class PausingModel(Model):
+    """Answers as `model` does, but its call number `pause_at` waits until `resume()`.
 
-    def __init__(self) -> None:
-        self.called = threading.Event()
+    It notes when it starts waiting and when that wait is cancelled, so that a test can act
+    at that moment, and wait for the server to notice a client that left.
+    """
+
+    def __init__(self, model: Model, pause_at: int) -> None:
+        self.model = model
+        self.pause_at = pause_at
+        self.calls = 0
+        self.waiting = threading.Event()
         self.cancelled = threading.Event()
+        self.go: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def resume(self) -> None:
+        """Let the paused call go on (called from the test's thread)."""
+        assert self.loop is not None and self.go is not None
+        self.loop.call_soon_threadsafe(self.go.set)
 
     async def get_response(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
     async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        self.called.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            self.cancelled.set()
-            raise
-        yield  # pragma: no cover - never reached
+        self.calls += 1
+        if self.calls == self.pause_at:
+            self.loop, self.go = asyncio.get_running_loop(), asyncio.Event()
+            self.waiting.set()
+            try:
+                await self.go.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        async for event in self.model.stream_response(*args, **kwargs):
+            yield event
 
 
-def test_a_client_that_goes_away_cancels_the_run(client: TestClient, use_model: Any) -> None:
-    model = HangingModel()
+def test_a_client_that_goes_away_cancels_the_run(
+    client: TestClient, use_model: Callable[[Model], None]
+) -> None:
+    model = PausingModel(OfflineModel(), pause_at=1)
     use_model(model)
 
     with client.stream("POST", "/agent/chat/stream", json={"message": "hello"}) as response:
-        first = next(iter_sse(response.iter_lines()))
-        assert first.event == "agent"
-        assert model.called.wait(timeout=10)  # the model is working when the client leaves
+        # Keep the reader: dropping it would close the response, and leave too early.
+        events = iter_sse(response.iter_lines())
+        assert next(events).event == "agent"
+        assert model.waiting.wait(timeout=10)  # the model is working when the client leaves
 
     # Waits for the server to notice, and fails rather than hangs if it never does.
     assert model.cancelled.wait(timeout=10)
 
 
-def test_a_client_that_goes_away_leaves_no_half_turn(client: TestClient) -> None:
+def test_a_client_that_goes_away_leaves_no_half_turn(
+    client: TestClient, use_model: Callable[[Model], None]
+) -> None:
     session_id = events_of(stream(client, "hello"))[-1].json()["session_id"]
+    model = PausingModel(OfflineModel(), pause_at=2)  # after the tool call, before the reply
+    use_model(model)
 
-    with client.stream(
-        "POST",
-        "/agent/chat/stream",
-        json={"message": "add a task to buy milk", "session_id": session_id},
-    ) as response:
-        next(iter_sse(response.iter_lines()))
+    body = {"message": "add a task to buy milk", "session_id": session_id}
+    with client.stream("POST", "/agent/chat/stream", json=body) as response:
+        events = iter_sse(response.iter_lines())
+        assert [next(events).event for _ in range(3)] == ["agent", "tool_call", "tool_output"]
+        assert model.waiting.wait(timeout=10)
+    assert model.cancelled.wait(timeout=10)
 
+    messages = client.get(f"/agent/sessions/{session_id}").json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert [task["title"] for task in client.get("/tasks").json()] == ["Buy milk"]
+
+
+def test_a_conversation_deleted_during_its_turn_ends_the_stream_with_an_error(
+    client: TestClient, use_model: Callable[[Model], None]
+) -> None:
+    session_id = events_of(stream(client, "hello"))[-1].json()["session_id"]
+    model = PausingModel(OfflineModel(), pause_at=1)
+    use_model(model)
+
+    body = {"message": "what is still pending?", "session_id": session_id}
+    with client.stream("POST", "/agent/chat/stream", json=body) as response:
+        events = iter_sse(response.iter_lines())
+        assert next(events).event == "agent"
+        assert model.waiting.wait(timeout=10)
+        assert client.delete(f"/agent/sessions/{session_id}").status_code == 204
+        model.resume()
+
+        *_, last = events
+
+    detail = f"Conversation {session_id} not found"
+    assert (last.event, last.json()) == ("error", {"detail": detail, "status": 404})
+
+
+@pytest.mark.parametrize("misbehaviour", MISBEHAVIOURS)
+def test_a_broken_answer_is_an_error_event_and_not_remembered(
+    client: TestClient,
+    settings: Settings,
+    use_provider: Callable[[Settings], None],
+    misbehaviour: Misbehaviour,
+) -> None:
+    session_id = events_of(stream(client, "hello"))[-1].json()["session_id"]
+    with run_standin(StandinConfig(misbehave=misbehaviour)) as base_url:
+        use_provider(settings.model_copy(update={"agent_model": "m", "openai_base_url": base_url}))
+
+        events = events_of(stream(client, "What do I have to do?", session_id))
+
+    assert [e.event for e in events][-1] == "error"
+    assert events[-1].json()["status"] == 502
     messages = client.get(f"/agent/sessions/{session_id}").json()["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
 
@@ -202,3 +267,37 @@ def test_a_bad_request_is_422_not_a_stream(client: TestClient, body: dict[str, A
 
 def test_the_stream_needs_a_token(anonymous_client: TestClient) -> None:
     assert anonymous_client.post("/agent/chat/stream", json={"message": "hi"}).status_code == 401
+
+
+def test_the_api_document_says_what_each_route_answers(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    streamed = paths["/agent/chat/stream"]["post"]["responses"]
+    assert set(streamed["200"]["content"]) == {"text/event-stream"}
+    for status in ["401", "404", "422", "429"]:
+        assert set(streamed[status]["content"]) == {"application/json"}, status
+    assert not {"502", "504"} & set(streamed)  # a failed run is an `error` event
+    assert {"502", "504"} <= set(paths["/agent/chat"]["post"]["responses"])
+    for method in ["get", "delete"]:
+        answers = paths["/agent/sessions/{session_id}"][method]["responses"]
+        assert not {"502", "504"} & set(answers), method
+
+
+def test_a_conversation_deleted_just_as_its_turn_is_saved_is_not_found(
+    engine: Engine, session: Session, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert user.id is not None
+    conversations = ConversationStore(session, owner_id=user.id)
+    session_id = conversations.save_turn(None, [{"role": "user", "content": "hello"}])
+    found = conversations.get
+
+    def found_then_deleted(session_id: str) -> AgentSession:
+        conversation = found(session_id)
+        with Session(engine) as other:  # another request deletes it, a moment later
+            ConversationStore(other, owner_id=user.id).delete(session_id)
+        return conversation
+
+    monkeypatch.setattr(conversations, "get", found_then_deleted)
+
+    with pytest.raises(ConversationNotFound):
+        conversations.save_turn(session_id, [{"role": "user", "content": "still there?"}])
