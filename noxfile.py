@@ -25,6 +25,7 @@ DIFF_EXCLUDES = [
     "*.pyc",
     ".pytest_cache",
     ".ruff_cache",
+    ".hypothesis",
     ".venv",
     ".env",
     "*.egg-info",
@@ -148,6 +149,7 @@ def stage_diff(old: Path, new: Path, code_only: bool = False) -> str:
             cwd=folder,
             capture_output=True,
             text=True,
+            errors="replace",  # a file git takes for text may still hold a stray byte
             check=False,
         )
     if result.returncode > 1:  # 0: same, 1: different, more: trouble

@@ -1,0 +1,169 @@
+"""Chat with the TaskManager agents: one JSON answer, or the run as Server-Sent Events."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from agents import Agent, ModelSettings
+from fastapi import APIRouter, Depends
+from fastapi.requests import HTTPConnection
+from fastapi.responses import StreamingResponse
+
+from task_api.deps import CurrentUser, EventBrokerDep, SessionDep, SettingsDep, limit_api_calls
+from task_api.errors import (
+    BODY_ERRORS,
+    AgentRunFailed,
+    AgentTimedOut,
+    ConversationNotFound,
+    NotAuthenticated,
+    TooManyRequests,
+    responses,
+)
+from task_api.memory import ConversationStore
+from task_api.models import ChatReply, ChatRequest, ToolCall, Usage
+from task_api.streaming import (
+    Done,
+    Failed,
+    ToolCalled,
+    ToolOutput,
+    Turn,
+    TurnEvent,
+    data_of,
+    run_turn,
+)
+from task_api.tools import TaskContext
+
+router = APIRouter(
+    prefix="/agent",
+    tags=["agent"],
+    dependencies=[Depends(limit_api_calls)],
+)
+
+
+def get_agents(connection: HTTPConnection) -> Agent[TaskContext]:
+    """The triage agent and its specialists, built at start-up on the app's model."""
+    return connection.app.state.agents  # type: ignore[no-any-return]
+
+
+AgentsDep = Annotated[Agent[TaskContext], Depends(get_agents)]
+
+
+def start_turn(
+    data: ChatRequest, user: CurrentUser, session: SessionDep, broker: EventBrokerDep
+) -> Turn:
+    """Load the conversation before the answer starts, so that a bad id is a plain 404.
+
+    The turn itself never uses this request's session: the tools, and the saving of the
+    finished turn, each open one of their own, so a long stream holds no connection.
+    """
+    assert user.id is not None
+    history = ConversationStore(session, owner_id=user.id).history(data.session_id)
+    engine = session.get_bind()
+    context = TaskContext(owner_id=user.id, engine=engine, events=broker)  # type: ignore[arg-type]
+    model_settings = ModelSettings(temperature=data.temperature, max_tokens=data.max_output_tokens)
+    return Turn(data.message, data.session_id, history, context, model_settings)
+
+
+TurnDep = Annotated[Turn, Depends(start_turn)]
+
+
+@router.post(
+    "/chat",
+    responses=responses(
+        *BODY_ERRORS,
+        NotAuthenticated,
+        ConversationNotFound,
+        TooManyRequests,
+        AgentRunFailed,
+        AgentTimedOut,
+    ),
+)
+async def chat(turn: TurnDep, agents: AgentsDep, settings: SettingsDep) -> ChatReply:
+    """Ask the TaskManager agents to do something with your tasks, in plain words.
+
+    The agents work through tools that call the same service as the /tasks routes, on your
+    tasks only. Each tool call is saved whole or not at all; if the run fails (502, 504),
+    the tool calls that finished before the failure stay done.
+    """
+    calls: dict[str, ToolCall] = {}
+    async for event in run_turn(agents, turn, settings):
+        if isinstance(event, ToolCalled):
+            calls[event.call_id] = ToolCall(name=event.name, arguments=event.arguments, output="")
+        elif isinstance(event, ToolOutput) and event.call_id in calls:
+            calls[event.call_id].output = event.output
+        elif isinstance(event, Failed):
+            raise event.error
+        elif isinstance(event, Done):
+            return ChatReply(
+                reply=event.reply,
+                session_id=event.session_id,
+                agent=event.agent,
+                tool_calls=list(calls.values()),
+                usage=Usage(**event.usage),
+                model=event.model,
+                duration_ms=event.duration_ms,
+            )
+    raise AssertionError("a turn ends with Done or Failed")  # pragma: no cover
+
+
+# The stream's 200 as OpenAPI 3.2 describes Server-Sent Events (as fastapi.sse documents its own).
+EVENT_STREAM = {
+    "description": "The run's events, as Server-Sent Events",
+    "content": {
+        "text/event-stream": {
+            "itemSchema": {
+                "type": "object",
+                "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/chat/stream",
+    response_class=StreamingResponse,
+    # Before the stream starts, its errors are plain JSON; a failed run is an `error` event.
+    responses={
+        200: EVENT_STREAM,
+        **responses(
+            *BODY_ERRORS,
+            NotAuthenticated,
+            ConversationNotFound,
+            TooManyRequests,
+            streaming=True,
+        ),
+    },
+)
+async def chat_stream(
+    turn: TurnDep, agents: AgentsDep, settings: SettingsDep
+) -> StreamingResponse:
+    """The agents' run as Server-Sent Events: `agent` (again after each handoff),
+    `tool_call`, `tool_output`, `delta`, then `done` (with the `session_id` to continue
+    the conversation) or `error`.
+
+    The conversation keeps only complete turns: a run that fails, or whose client goes
+    away (which cancels it), leaves no trace in it.
+    """
+
+    async def encoded() -> AsyncIterator[bytes]:
+        async for event in run_turn(agents, turn, settings):
+            yield encode_event(event)
+
+    return StreamingResponse(encoded(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+# Caches and proxies (nginx buffers by default) must pass each event on as it comes.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def encode_event(event: TurnEvent) -> bytes:
+    """One Server-Sent Event: `event: <name>` and its data as one line of JSON.
+
+    A chat's events go out through a plain StreamingResponse: `fastapi.sse` would run two
+    tasks and two queues per stream to interleave keep-alive pings, several times the cost
+    of each event, and a chat ends within AGENT_TIMEOUT_SECONDS anyway. The long-lived
+    streams (/tasks/events, /runs/{id}/events) keep EventSourceResponse and its pings.
+    """
+    data = json.dumps(data_of(event))
+    return f"event: {event.event}\ndata: {data}\n\n".encode()

@@ -1,0 +1,78 @@
+"""Your conversations with the agents: list them, read one, rename it, forget it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from task_api.deps import CurrentUser, SessionDep, limit_api_calls
+from task_api.errors import (
+    BODY_ERRORS,
+    ConversationNotFound,
+    NotAuthenticated,
+    TooManyRequests,
+    responses,
+)
+from task_api.memory import ConversationStore
+from task_api.models import (
+    CONVERSATION_ID,
+    Conversation,
+    ConversationPublic,
+    ConversationRename,
+    ConversationWithMessages,
+)
+
+router = APIRouter(
+    prefix="/conversations",
+    tags=["conversations"],
+    dependencies=[Depends(limit_api_calls)],
+    responses=responses(NotAuthenticated, TooManyRequests),
+)
+ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID)]
+
+
+def conversations_of(user: CurrentUser, session: SessionDep) -> ConversationStore:
+    assert user.id is not None
+    return ConversationStore(session, owner_id=user.id)
+
+
+ConversationsDep = Annotated[ConversationStore, Depends(conversations_of)]
+
+
+@router.get("", response_model=list[ConversationPublic])
+def list_conversations(
+    conversations: ConversationsDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[Conversation]:
+    """Your conversations, the most recent first, a page at a time."""
+    return conversations.list_conversations(limit=limit, offset=offset)
+
+
+@router.get("/{conversation_id}", responses=responses(ConversationNotFound))
+def read_conversation(
+    conversation_id: ConversationId, conversations: ConversationsDep
+) -> ConversationWithMessages:
+    """One conversation, with what you and the agents said (the tool calls left out)."""
+    conversation = conversations.get(conversation_id)
+    return ConversationWithMessages(
+        **ConversationPublic.model_validate(conversation, from_attributes=True).model_dump(),
+        messages=conversations.messages(conversation_id),
+    )
+
+
+@router.patch(
+    "/{conversation_id}",
+    response_model=ConversationPublic,
+    responses=responses(*BODY_ERRORS, ConversationNotFound),
+)
+def rename_conversation(
+    conversation_id: ConversationId, data: ConversationRename, conversations: ConversationsDep
+) -> Conversation:
+    """Give a conversation another title."""
+    return conversations.rename(conversation_id, data.title)
+
+
+@router.delete("/{conversation_id}", status_code=204, responses=responses(ConversationNotFound))
+def delete_conversation(conversation_id: ConversationId, conversations: ConversationsDep) -> None:
+    """Forget a conversation and everything said in it."""
+    conversations.delete(conversation_id)

@@ -1,0 +1,182 @@
+"""The app: `create_app(settings)` builds it, and its lifespan owns what outlives a request.
+
+uvicorn task_api.main:app        fastapi dev task_api/main.py        (tests: create_app)
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from task_api import api
+from task_api.agent import build_agents
+from task_api.config import Settings, read_settings
+from task_api.database import create_db_engine, database_answers, migrate
+from task_api.errors import (
+    DatabaseUnavailable,
+    error_response,
+    install_error_handlers,
+    responses,
+)
+from task_api.events import TaskEventBroker, open_notifier
+from task_api.logs import AccessLog, configure_logging
+from task_api.providers import open_model
+from task_api.rate_limit import RateLimits
+from task_api.run_queue import RunQueue
+from task_api.worker import running_worker
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build what the requests share, once per process; close it at shutdown."""
+    settings: Settings = app.state.settings
+    if settings.database_url.startswith("sqlite"):
+        # The embedded set-up migrates itself; PostgreSQL is migrated by the operator, once,
+        # before the API starts (`alembic upgrade head`; compose.yaml's `migrate`).
+        await run_in_threadpool(migrate, settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    async with AsyncExitStack() as resources:
+        notifier = await resources.enter_async_context(open_notifier(settings, engine))
+        model = await resources.enter_async_context(open_model(settings))
+        app.state.engine = engine
+        app.state.rate_limits = RateLimits(settings)
+        app.state.broker = TaskEventBroker(engine, notifier)
+        app.state.run_queue = RunQueue(engine, notifier, settings.run_lease_seconds)
+        app.state.agent_model = model
+        app.state.agents = build_agents(model)
+        app.state.worker = None
+        if settings.runs_in_process:
+            run_agents = build_agents(model, background=True)
+            app.state.worker = await resources.enter_async_context(
+                running_worker(settings, engine, app.state.run_queue, app.state.broker, run_agents)
+            )
+        yield
+    engine.dispose()
+
+
+def is_a_request_id(value: str) -> bool:
+    """A client's X-Request-ID is kept when it is short and printable; else we make one."""
+    return 0 < len(value) <= 64 and value.isascii() and value.isprintable()
+
+
+class RefuseLargeBodies:
+    """Answer 413 at once, in JSON, to a body whose Content-Length is over the limit.
+
+    The API's routes stop any larger body while they read it (FastAPI's `max_body_size`);
+    for one that says its size up front, Starlette would answer in plain text, without the
+    X-Request-ID: here it is answered like every other error.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                response = error_response(413, "Content Too Large")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for these settings (by default: the environment and .env)."""
+    settings = settings or read_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title=settings.app_name,
+        summary="Your tasks, kept by a team of AI agents and a REST API.",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    # The last one added runs first: request id, then access log, body limit and CORS.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-API-Key",
+            "X-Request-ID",
+            "Last-Event-ID",
+        ],
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+    )
+    app.add_middleware(RefuseLargeBodies, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_a_request_id
+    )
+    # FastAPI counts the bytes of a body as it reads it, and stops at the limit (413).
+    app.include_router(api.router, max_body_size=settings.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_api_route("/", read_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/health", read_health, methods=["GET"], tags=["service"])
+    app.add_api_route(
+        "/ready",
+        read_ready,
+        methods=["GET"],
+        tags=["service"],
+        responses=responses(DatabaseUnavailable),
+    )
+    return app
+
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def read_page() -> FileResponse:
+    """The page: sign in, chat with the agents, watch your tasks and runs (static/)."""
+    # The page loads only its own files: no inline script, nothing from elsewhere.
+    policy = "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+    return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": policy})
+
+
+def read_health() -> dict[str, str]:
+    """The process is up: this touches nothing, and answers even when the database does not."""
+    return {"status": "ok"}
+
+
+async def read_ready(request: Request) -> dict[str, str]:
+    """Ready for traffic: the database answers. A load balancer sends requests only then."""
+    if not await run_in_threadpool(database_answers, request.app.state.engine):
+        raise DatabaseUnavailable("The database does not answer")
+    return {"status": "ready"}
+
+
+@cache
+def default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn task_api.main:app` asks this module for `app`: it is built then, from your
+    # settings, and not when a module (a test) imports this one.
+    if name == "app":
+        return default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return [*globals(), "app"]  # `fastapi dev` looks for the app among the module's names

@@ -1,0 +1,466 @@
+"""The shapes of the data: what the API reads and writes, and the tables they are stored in."""
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from sqlmodel import Field, SQLModel
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class TaskPriority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+def reject_nul(value: str) -> str:
+    # PostgreSQL text cannot hold a NUL character: refuse it here, as a 422, not in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(reject_nul),
+]
+Description = Annotated[str, StringConstraints(max_length=2000), AfterValidator(reject_nul)]
+
+
+def enum_column(enum: type[StrEnum]) -> sa.Enum:
+    """Store an enum by its value ("in_progress"), as the API shows it, in a plain VARCHAR."""
+    return sa.Enum(
+        enum, values_callable=lambda members: [m.value for m in members], native_enum=False
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def in_utc(value: datetime) -> datetime:
+    # SQLite hands datetimes back without their time zone; they were stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(in_utc)]
+
+
+def timestamp() -> Any:
+    """A column for a moment in time, set when the row is made."""
+    return Field(default_factory=utc_now, sa_type=sa.DateTime(timezone=True))
+
+
+# The largest id an INTEGER column holds; a bigger one cannot name a row.
+MAX_ID = 2**31 - 1
+# Tables that hand out ids never reuse a deleted row's (SQLite would, without AUTOINCREMENT).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
+class TaskBase(SQLModel):
+    """The fields a client may set."""
+
+    title: Title = Field(max_length=200, schema_extra={"examples": ["Buy milk"]})
+    description: Description | None = Field(default=None, max_length=2000)
+    status: TaskStatus = Field(default=TaskStatus.PENDING, sa_type=enum_column(TaskStatus))
+    priority: TaskPriority = Field(default=TaskPriority.MEDIUM, sa_type=enum_column(TaskPriority))
+    due_date: date | None = Field(default=None, schema_extra={"examples": ["2026-12-01"]})
+
+
+class TaskCreate(TaskBase):
+    """What a client sends to create a task."""
+
+    # A misspelt field ("titel") is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskUpdate(BaseModel):
+    """What a client sends to change some fields of a task; the others stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    due_date: date | None = None
+
+    @field_validator("title", "status", "priority")
+    @classmethod
+    def reject_null(cls, value: Any) -> Any:
+        # Leaving a field out keeps it; sending null would blank a field every task must have.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class Task(TaskBase, table=True):
+    """A task as stored in the database: the table `task`."""
+
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Whose task it is. Not in TaskPublic: clients never see or set it.
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()
+
+
+class TaskPublic(TaskBase):
+    """A stored task: what the API returns."""
+
+    id: int
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+Username = Annotated[
+    str, StringConstraints(min_length=3, max_length=50, pattern=r"^[a-zA-Z0-9_.-]+$")
+]
+Password = Annotated[
+    str, StringConstraints(min_length=8, max_length=128), AfterValidator(reject_nul)
+]
+
+
+class UserBase(SQLModel):
+    username: Username = Field(max_length=50, schema_extra={"examples": ["alice"]})
+
+
+class UserCreate(UserBase):
+    """What a client sends to register."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: Password = Field(schema_extra={"examples": ["correct horse battery staple"]})
+
+
+class User(UserBase, table=True):
+    """A user as stored in the database: the password only as a hash."""
+
+    # Never reuse a deleted user's id: a token issued to them must not open a newer account.
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=50, unique=True, index=True)
+    hashed_password: str
+    created_at: datetime = timestamp()
+
+
+class UserPublic(UserBase):
+    """A user as the API shows it: never with a password or its hash."""
+
+    id: int
+    created_at: UtcDateTime
+
+
+class Token(BaseModel):
+    """The answer to a successful login (RFC 6749, section 5.1)."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires")
+
+
+KeyName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(reject_nul),
+]
+
+
+class ApiKeyCreate(BaseModel):
+    """What a client sends to make an API key: a name, to know later what it is for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName = Field(schema_extra={"examples": ["nightly report script"]})
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for a program, stored as its prefix (to find it) and a hash (to check it)."""
+
+    __tablename__ = "api_key"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16, unique=True, index=True)
+    hashed_key: str = Field(max_length=64)
+    created_at: datetime = timestamp()
+
+
+class ApiKeyPublic(BaseModel):
+    """An API key as listed: never the key itself, which only its owner saw, once."""
+
+    id: int
+    name: str
+    prefix: str = Field(description="The start of the key, to tell keys apart")
+    created_at: UtcDateTime
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key: shown this once, never again. Send it as X-API-Key.")
+
+
+class Conversation(SQLModel, table=True):
+    """A conversation with the agents: whose it is, and its title. Its turns are apart."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    title: str = Field(max_length=100)
+    created_at: datetime = timestamp()
+    updated_at: datetime = Field(
+        default_factory=utc_now, sa_type=sa.DateTime(timezone=True), index=True
+    )
+
+
+class ConversationTurn(SQLModel, table=True):
+    """One complete turn: the user's message and everything the run added, as model input."""
+
+    __tablename__ = "conversation_turn"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(
+        foreign_key="conversation.id", max_length=64, index=True, ondelete="CASCADE"
+    )
+    items: list[dict[str, Any]] = Field(sa_type=sa.JSON)
+    created_at: datetime = timestamp()
+
+
+ConversationTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(reject_nul),
+]
+
+
+class ConversationPublic(BaseModel):
+    id: str
+    title: str
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class Message(BaseModel):
+    role: str = Field(description="user or assistant")
+    content: str
+
+
+class ConversationWithMessages(ConversationPublic):
+    messages: list[Message]
+
+
+class ConversationRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: ConversationTitle
+
+
+Prompt = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+    AfterValidator(reject_nul),
+]
+CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
+ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID)]
+
+
+class ChatRequest(BaseModel):
+    """A message to the agents, in a conversation they remember."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: Prompt = Field(schema_extra={"examples": ["Add a task to buy milk, due friday"]})
+    session_id: ConversationId | None = Field(
+        default=None,
+        description="Continue the conversation this id (from an earlier reply) names; "
+        "leave it out to start a new one.",
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Passed to the model")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, le=4000, description="The most tokens each model call may write"
+    )
+
+
+class ToolCall(BaseModel):
+    """One tool the agent called, with what it sent and what it got back."""
+
+    name: str
+    arguments: dict[str, Any]
+    output: str
+
+
+class Usage(BaseModel):
+    requests: int
+    input_tokens: int
+    output_tokens: int
+
+
+class ChatReply(BaseModel):
+    """The agents' answer, the tool calls that led to it, and what it cost."""
+
+    reply: str
+    session_id: str
+    agent: str = Field(description="The agent that answered, after any handoffs")
+    tool_calls: list[ToolCall]
+    usage: Usage
+    model: str
+    duration_ms: int
+
+
+class TaskEvent(SQLModel, table=True):
+    """A change to one user's tasks, kept for live streams in every process (and replays)."""
+
+    __tablename__ = "task_event"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)  # the SSE event id
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    type: str = Field(max_length=20)
+    data: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = Field(
+        default_factory=utc_now, sa_type=sa.DateTime(timezone=True), index=True
+    )
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class RunPriority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+
+
+class AgentRun(SQLModel, table=True):
+    """A background run: its request, its state in the queue, and what came of it."""
+
+    __tablename__ = "agent_run"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    message: str
+    session_id: str | None = Field(default=None, max_length=64)
+    priority: RunPriority = Field(default=RunPriority.NORMAL, sa_type=enum_column(RunPriority))
+    status: RunStatus = Field(default=RunStatus.QUEUED, sa_type=enum_column(RunStatus), index=True)
+    # Raised by each claim: a worker writes only while the run's attempt is still its own.
+    attempt: int = 0
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    cancel_requested: bool = False
+    # Set, in the same transaction, before a tool changes anything: such a run is not retried.
+    made_tool_call: bool = False
+    progress_percent: int | None = None
+    progress_message: str | None = Field(default=None, max_length=200)
+    result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    detail: str | None = Field(default=None, max_length=500)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = timestamp()
+    started_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    finished_at: datetime | None = Field(
+        default=None, sa_type=sa.DateTime(timezone=True), index=True
+    )
+
+
+class AgentRunEvent(SQLModel, table=True):
+    """One event of a run, in the order it happened: replayed to any client, from any process."""
+
+    __tablename__ = "agent_run_event"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)  # the SSE event id
+    run_id: int = Field(foreign_key="agent_run.id", index=True, ondelete="CASCADE")
+    attempt: int
+    event: str = Field(max_length=20)
+    data: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = timestamp()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try to deliver a run's final status to its webhook_url."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="agent_run.id", index=True, ondelete="CASCADE")
+    status_code: int | None = None  # the receiver's answer; None when there was none
+    error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = timestamp()
+
+
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(reject_nul)]
+
+
+class RunCreate(BaseModel):
+    """A message for the agents to work on in the background."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: Prompt = Field(schema_extra={"examples": ["Plan my week"]})
+    session_id: ConversationId | None = Field(
+        default=None, description="Continue this conversation; leave out for a new one."
+    )
+    priority: RunPriority = Field(
+        default=RunPriority.NORMAL, description="high runs are taken before normal ones"
+    )
+    webhook_url: WebhookUrl | None = Field(
+        default=None,
+        description="Where to POST the run's final status, signed with X-Webhook-Signature",
+    )
+
+
+class RunAccepted(BaseModel):
+    id: int
+    status: RunStatus
+    status_url: str
+    events_url: str
+
+
+class Progress(BaseModel):
+    percent: int
+    message: str
+
+
+class WebhookAttemptPublic(BaseModel):
+    status_code: int | None
+    error: str | None
+    created_at: UtcDateTime
+
+
+class RunPublic(BaseModel):
+    id: int
+    status: RunStatus
+    priority: RunPriority
+    message: str
+    session_id: str | None
+    attempt: int
+    progress: Progress | None
+    result: dict[str, Any] | None = Field(
+        description="Once succeeded: reply, session_id, agent, usage, model, duration_ms"
+    )
+    detail: str | None = Field(description="Why it failed, or was cancelled")
+    webhook_url: str | None
+    webhook_attempts: list[WebhookAttemptPublic]
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None

@@ -1,0 +1,36 @@
+"""The model the agents use, built from the settings once per process, closed at shutdown."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from agents import Model
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.models.openai_responses import OpenAIResponsesModel
+from openai import AsyncOpenAI
+
+from course_shared.offline_model import OfflineModel
+from task_api.agent import OFFLINE_ROUTES
+from task_api.config import Settings
+
+
+@asynccontextmanager
+async def open_model(settings: Settings) -> AsyncIterator[Model]:
+    """The model AGENT_MODEL names (offline, OpenAI's, or an OpenAI-compatible server's),
+    for as long as the block runs: the app keeps one from start-up to shutdown.
+
+    An OpenAI client holds a pool of connections to its provider. One per process lets every
+    chat reuse them; closing it at the end lets the provider know the connections are done.
+    """
+    if settings.agent_model == "offline":
+        yield OfflineModel(delay=settings.offline_model_delay, routes=OFFLINE_ROUTES)
+        return
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if settings.openai_base_url:
+        # Ollama, vLLM, LM Studio...: they speak the Chat Completions API, and need no key.
+        client = AsyncOpenAI(base_url=settings.openai_base_url, api_key=api_key or "unused")
+        model: Model = OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
+    else:
+        client = AsyncOpenAI(api_key=api_key)
+        model = OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+    async with client:
+        yield model

@@ -1,0 +1,67 @@
+"""Rate limits: registrations and logins per client address, failed logins per username,
+and calls to the API per user.
+
+The counters live in this process's memory, or, with REDIS_URL, in Redis, where every
+worker process counts the same requests. The `limits` package does the counting (lesson 09
+used it through slowapi); the app keeps one `RateLimits` from start-up to shutdown.
+"""
+
+import logging
+import math
+import time
+
+from limits import parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from redis.exceptions import RedisError
+
+from task_api.config import Settings
+from task_api.errors import TooManyRequests
+
+logger = logging.getLogger(__name__)
+
+
+class RateLimits:
+    """One app's counters, and the checks the routes make against them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage: Storage
+        if settings.redis_url is None:
+            self.storage = MemoryStorage()
+        else:
+            url = settings.redis_url.get_secret_value()
+            self.storage = RedisStorage(f"async+{url}", implementation="redispy")
+        self.limiter = FixedWindowRateLimiter(self.storage)
+
+    async def hit(self, limits: str, *keys: str) -> None:
+        """Count one request against each of `limits` ("5/minute;50/hour"); 429 when over.
+
+        If Redis does not answer, the request is let through and the failure logged: the
+        limits protect the service, and a Redis outage should not take the whole API down.
+        """
+        try:
+            for limit in parse_many(limits):
+                if not await self.limiter.hit(limit, *keys):
+                    reset_at, _remaining = await self.limiter.get_window_stats(limit, *keys)
+                    raise TooManyRequests(str(limit), max(1, math.ceil(reset_at - time.time())))
+        except RedisError as error:
+            logger.warning("rate limits not counted, Redis failed: %s", type(error).__name__)
+
+    async def refuse_if_spent(self, limits: str, *keys: str) -> None:
+        """429 when any of `limits` is already spent, without counting this request."""
+        try:
+            for limit in parse_many(limits):
+                if not await self.limiter.test(limit, *keys):
+                    reset_at, _remaining = await self.limiter.get_window_stats(limit, *keys)
+                    raise TooManyRequests(str(limit), max(1, math.ceil(reset_at - time.time())))
+        except RedisError as error:
+            logger.warning("rate limits not checked, Redis failed: %s", type(error).__name__)
+
+    async def reset(self) -> None:
+        await self.storage.reset()
+
+
+def failed_login_keys(username: str) -> tuple[str, str]:
+    # No username is longer than 50 characters: a longer one shares its first 50's counter.
+    return f"username:{username[:50]}", "failed-logins"

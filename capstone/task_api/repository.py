@@ -1,0 +1,111 @@
+"""Where tasks and API keys are kept: the module that talks to the database about them."""
+
+from typing import Protocol
+
+from sqlmodel import Session, col, select
+
+from task_api.models import MAX_ID, ApiKey, Task, TaskPriority, TaskStatus
+from task_api.security import api_key_matches, api_key_prefix, looks_like_an_api_key
+
+
+class TaskRepository(Protocol):
+    """What the service needs from a store of tasks. Any class with these methods will do."""
+
+    def list_tasks(
+        self,
+        owner_id: int,
+        status: TaskStatus | None,
+        priority: TaskPriority | None,
+        limit: int,
+        offset: int,
+    ) -> list[Task]: ...
+
+    def get_task(self, owner_id: int, task_id: int) -> Task | None: ...
+
+    def open_titles(self, owner_id: int, exclude_id: int | None) -> list[str]: ...
+
+    def save(self, task: Task) -> Task: ...
+
+    def delete(self, task: Task) -> None: ...
+
+
+class SqlTaskRepository:
+    """Tasks in the SQL database, through this request's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def list_tasks(
+        self,
+        owner_id: int,
+        status: TaskStatus | None,
+        priority: TaskPriority | None,
+        limit: int,
+        offset: int,
+    ) -> list[Task]:
+        query = select(Task).where(Task.owner_id == owner_id)
+        if status is not None:
+            query = query.where(Task.status == status)
+        if priority is not None:
+            query = query.where(Task.priority == priority)
+        # An offset past the largest id finds nothing; capping it keeps it a valid SQL integer.
+        query = query.order_by(Task.id).offset(min(offset, MAX_ID)).limit(limit)  # type: ignore[arg-type]
+        return list(self.session.exec(query).all())
+
+    def get_task(self, owner_id: int, task_id: int) -> Task | None:
+        task = self.session.get(Task, task_id) if 1 <= task_id <= MAX_ID else None
+        return task if task is not None and task.owner_id == owner_id else None
+
+    def open_titles(self, owner_id: int, exclude_id: int | None) -> list[str]:
+        query = select(Task.title).where(
+            Task.owner_id == owner_id, Task.status != TaskStatus.COMPLETED
+        )
+        if exclude_id is not None:
+            query = query.where(Task.id != exclude_id)
+        return list(self.session.exec(query).all())
+
+    def save(self, task: Task) -> Task:
+        self.session.add(task)
+        self.session.commit()
+        self.session.refresh(task)
+        return task
+
+    def delete(self, task: Task) -> None:
+        self.session.delete(task)
+        self.session.commit()
+
+
+class ApiKeyRepository:
+    """API keys in the SQL database. Another user's key is "not found", like a task."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def owner_of(self, key: str) -> int | None:
+        """Whose key this is, or None for a key that does not exist (any more)."""
+        if not looks_like_an_api_key(key):
+            return None
+        stored = self.session.exec(
+            select(ApiKey).where(ApiKey.prefix == api_key_prefix(key))
+        ).first()
+        if stored is None or not api_key_matches(key, stored.hashed_key):
+            return None
+        return stored.owner_id
+
+    def list_keys(self, owner_id: int) -> list[ApiKey]:
+        query = select(ApiKey).where(ApiKey.owner_id == owner_id).order_by(col(ApiKey.id))
+        return list(self.session.exec(query).all())
+
+    def get(self, owner_id: int, key_id: int) -> ApiKey | None:
+        key = self.session.get(ApiKey, key_id) if 1 <= key_id <= MAX_ID else None
+        return key if key is not None and key.owner_id == owner_id else None
+
+    def save(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        self.session.commit()
+        self.session.refresh(key)
+        return key
+
+    def delete(self, key: ApiKey) -> None:
+        self.session.delete(key)
+        self.session.commit()

@@ -1,0 +1,282 @@
+"""The `agent_run` table is the queue of background runs.
+
+A worker claims the next queued run (high priority first, then the oldest) and holds a lease
+on it, which it renews while the run goes on. Every claim raises the run's `attempt`, and
+every write a worker makes for a run names the attempt it claimed: once the lease ran out
+and the run was taken up again, the old worker's writes change nothing (`LeaseLost`).
+
+A run whose lease ran out (its worker crashed or was killed) is queued again if it had not
+called a tool yet, and otherwise failed: its tool calls may already have changed tasks, and
+doing them again could make them twice. `made_tool_call` is set in the same transaction as
+a tool's change, so the rule holds whenever the worker stopped.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, case, delete, update
+from sqlmodel import Session, col, select
+
+from task_api.errors import CancelRequested, LeaseLost
+from task_api.events import Notifier
+from task_api.models import (
+    FINAL_STATUSES,
+    AgentRun,
+    AgentRunEvent,
+    RunCreate,
+    RunPriority,
+    RunStatus,
+    WebhookAttempt,
+    utc_now,
+)
+
+logger = logging.getLogger(__name__)
+
+QUEUE_CHANNEL = "runs:queue"
+
+
+def run_channel(run_id: int) -> str:
+    return f"run:{run_id}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run a worker holds: the attempt its writes name."""
+
+    run_id: int
+    attempt: int
+    owner_id: int
+    message: str
+    session_id: str | None
+
+
+class RunQueue:
+    def __init__(self, engine: Engine, notifier: Notifier, lease_seconds: float) -> None:
+        self.engine = engine
+        self.notifier = notifier
+        self.lease = timedelta(seconds=lease_seconds)
+
+    def enqueue(self, owner_id: int, data: RunCreate) -> AgentRun:
+        with Session(self.engine) as session:
+            run = AgentRun(owner_id=owner_id, **data.model_dump())
+            session.add(run)
+            session.commit()
+            session.refresh(run)
+        self.notifier.notify(QUEUE_CHANNEL)
+        return run
+
+    def claim(self, worker: str) -> Claim | None:
+        """Take the next queued run, or None. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
+        workers claim at the same time without waiting on each other or taking one run twice."""
+        high_first = case((col(AgentRun.priority) == RunPriority.HIGH, 0), else_=1)
+        next_run = (
+            select(AgentRun.id)
+            .where(AgentRun.status == RunStatus.QUEUED)
+            .order_by(high_first, col(AgentRun.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)  # SQLite has no such clause, and one writer
+            .scalar_subquery()
+        )
+        now = utc_now()
+        claim = (
+            update(AgentRun)
+            .where(col(AgentRun.id) == next_run, AgentRun.status == RunStatus.QUEUED)
+            .values(
+                status=RunStatus.RUNNING,
+                attempt=AgentRun.attempt + 1,
+                lease_owner=worker,
+                lease_expires_at=now + self.lease,
+                started_at=now,
+            )
+            .returning(
+                AgentRun.id,
+                AgentRun.attempt,
+                AgentRun.owner_id,
+                AgentRun.message,
+                AgentRun.session_id,
+            )
+        )
+        with Session(self.engine) as session:
+            row = session.execute(claim).first()
+            session.commit()
+        if row is None:
+            return None
+        return Claim(*row)
+
+    def held(self, claim: Claim) -> Any:
+        """The condition that the run is still this claim's, and running."""
+        return (
+            (col(AgentRun.id) == claim.run_id)
+            & (col(AgentRun.attempt) == claim.attempt)
+            & (col(AgentRun.status) == RunStatus.RUNNING)
+        )
+
+    def renew(self, claim: Claim) -> None:
+        """Extend the lease (the heartbeat); LeaseLost or CancelRequested tell it to stop."""
+        with Session(self.engine) as session:
+            renewed = session.execute(
+                update(AgentRun)
+                .where(self.held(claim))
+                .values(lease_expires_at=utc_now() + self.lease)
+                .returning(AgentRun.cancel_requested)
+            ).first()
+            session.commit()
+        if renewed is None:
+            raise LeaseLost(claim.run_id)
+        if renewed.cancel_requested:
+            raise CancelRequested(claim.run_id)
+
+    def fence(self, session: Session, claim: Claim, changes_tasks: bool) -> None:
+        """In the caller's transaction, before it writes: the run is still this claim's.
+
+        With `changes_tasks`, also note that the run made a tool call: committed together
+        with the change, or not at all. The row stays locked until the caller commits, so a
+        recovery cannot take the run up in between.
+        """
+        values: dict[str, Any] = {"made_tool_call": True} if changes_tasks else {}
+        values["lease_expires_at"] = utc_now() + self.lease
+        fenced = session.execute(
+            update(AgentRun)
+            .where(self.held(claim))
+            .values(**values)
+            .returning(AgentRun.cancel_requested)
+        ).first()
+        if fenced is None:
+            raise LeaseLost(claim.run_id)
+        if fenced.cancel_requested:
+            raise CancelRequested(claim.run_id)
+
+    def append(self, claim: Claim, event: str, data: dict[str, Any]) -> None:
+        """Add an event to the run, if the run is still this claim's; wake its streams."""
+        with Session(self.engine) as session:
+            self.fence(session, claim, changes_tasks=False)
+            session.add(
+                AgentRunEvent(run_id=claim.run_id, attempt=claim.attempt, event=event, data=data)
+            )
+            if event == "progress":
+                session.execute(
+                    update(AgentRun)
+                    .where(col(AgentRun.id) == claim.run_id)
+                    .values(progress_percent=data["percent"], progress_message=data["message"])
+                )
+            session.commit()
+        self.notifier.notify(run_channel(claim.run_id))
+
+    def finish(
+        self,
+        claim: Claim,
+        status: RunStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        detail: str | None = None,
+    ) -> bool:
+        """End the run with a final status, and its last event; False if no longer ours."""
+        with Session(self.engine) as session:
+            ended = session.execute(
+                update(AgentRun)
+                .where(self.held(claim))
+                .values(
+                    status=status,
+                    result=result,
+                    detail=detail,
+                    finished_at=utc_now(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if ended:
+                session.add(status_event(claim.run_id, claim.attempt, status, detail))
+            session.commit()
+        self.notifier.notify(run_channel(claim.run_id))
+        return bool(ended)
+
+    def hand_back(self, claim: Claim, detail: str) -> None:
+        """The worker stops (shutdown): queue the run again, or fail it if it made a tool call."""
+        with Session(self.engine) as session:
+            run = session.exec(select(AgentRun).where(self.held(claim)).with_for_update()).first()
+            if run is not None:
+                self._interrupt(session, run, detail)
+            session.commit()
+        self.notifier.notify(run_channel(claim.run_id))
+        self.notifier.notify(QUEUE_CHANNEL)
+
+    def recover(self) -> list[int]:
+        """Take up the runs whose lease ran out: their workers stopped without a word."""
+        with Session(self.engine) as session:
+            expired = session.exec(
+                select(AgentRun)
+                .where(
+                    AgentRun.status == RunStatus.RUNNING,
+                    col(AgentRun.lease_expires_at) < utc_now(),
+                )
+                .with_for_update(skip_locked=True)
+            ).all()
+            taken_up = [run.id for run in expired if run.id is not None]
+            for run in expired:
+                self._interrupt(session, run, "its worker stopped")
+            session.commit()
+        for run_id in taken_up:
+            self.notifier.notify(run_channel(run_id))
+        if taken_up:
+            self.notifier.notify(QUEUE_CHANNEL)
+        return taken_up
+
+    def _interrupt(self, session: Session, run: AgentRun, why: str) -> None:
+        assert run.id is not None
+        run.lease_owner, run.lease_expires_at = None, None
+        if run.made_tool_call:
+            run.status, run.finished_at = RunStatus.FAILED, utc_now()
+            run.detail = (
+                f"Interrupted ({why}) after it had called a tool: not retried, "
+                "because its tool calls may already have changed tasks"
+            )
+        else:
+            run.status, run.detail = RunStatus.QUEUED, f"Queued again: {why} before any tool call"
+        session.add(run)
+        session.add(status_event(run.id, run.attempt, run.status, run.detail))
+        logger.warning("run %s %s: %s", run.id, run.status, why)
+
+    def request_cancel(self, run: AgentRun) -> AgentRun:
+        """A queued run is cancelled at once; a running one at its next step."""
+        with Session(self.engine) as session:
+            run = session.exec(
+                select(AgentRun).where(AgentRun.id == run.id).with_for_update()
+            ).one()
+            if run.status == RunStatus.QUEUED:
+                run.status, run.finished_at, run.detail = (
+                    RunStatus.CANCELLED,
+                    utc_now(),
+                    "Cancelled before it started",
+                )
+                assert run.id is not None
+                session.add(status_event(run.id, run.attempt, run.status, run.detail))
+            elif run.status == RunStatus.RUNNING:
+                run.cancel_requested = True
+            session.add(run)
+            session.commit()
+            session.refresh(run)
+        assert run.id is not None
+        self.notifier.notify(run_channel(run.id))
+        return run
+
+    def purge(self, older_than: datetime) -> int:
+        """Forget finished runs (and their events) that ended before `older_than`."""
+        with Session(self.engine) as session:
+            old = col(AgentRun.finished_at) < older_than
+            finished = col(AgentRun.status).in_(FINAL_STATUSES)
+            for table in (AgentRunEvent, WebhookAttempt):
+                gone = select(AgentRun.id).where(finished, old)
+                session.execute(delete(table).where(col(table.run_id).in_(gone)))
+            removed = session.execute(delete(AgentRun).where(finished, old)).rowcount  # type: ignore[attr-defined]
+            session.commit()
+        return int(removed or 0)
+
+
+def status_event(
+    run_id: int, attempt: int, status: RunStatus, detail: str | None
+) -> AgentRunEvent:
+    return AgentRunEvent(
+        run_id=run_id, attempt=attempt, event="status", data={"status": status, "detail": detail}
+    )

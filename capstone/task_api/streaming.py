@@ -1,0 +1,273 @@
+"""One turn of a conversation with the agents, as a stream of typed events.
+
+`run_turn` runs the agents on a message and yields what happens, as it happens: the agent
+answering (again after each handoff), each tool call and its output, each piece of the
+reply, and at the end `Done` or `Failed`. The JSON route collects these events, the SSE
+route and the WebSocket send them as they come, background runs store them: the SDK's
+events are read in one place, here.
+"""
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from agents import (
+    Agent,
+    AgentUpdatedStreamEvent,
+    MaxTurnsExceeded,
+    ModelSettings,
+    RawResponsesStreamEvent,
+    RunConfig,
+    Runner,
+    StreamEvent,
+    ToolCallItem,
+    ToolCallOutputItem,
+)
+from fastapi.concurrency import run_in_threadpool
+from openai import APIConnectionError, APIStatusError, APITimeoutError
+from sqlmodel import Session
+
+from task_api.config import Settings
+from task_api.errors import AgentRunFailed, AgentTimedOut, AppError, StopRun
+from task_api.memory import ConversationStore
+from task_api.tools import TaskContext
+
+logger = logging.getLogger(__name__)
+
+# A run that needs more model calls than this has lost its way.
+MAX_TURNS = 10
+
+
+@dataclass(frozen=True)
+class AgentChanged:
+    event: ClassVar[str] = "agent"
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    event: ClassVar[str] = "tool_call"
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    event: ClassVar[str] = "tool_output"
+    call_id: str
+    name: str | None
+    output: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    event: ClassVar[str] = "delta"
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    event: ClassVar[str] = "done"
+    reply: str
+    session_id: str
+    agent: str
+    usage: dict[str, int]
+    model: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    event: ClassVar[str] = "error"
+    detail: str
+    status: int
+    # The failure itself, for a route that answers with its status instead of an event.
+    error: AppError = field(repr=False, compare=False)
+
+
+TurnEvent = AgentChanged | ToolCalled | ToolOutput | TextDelta | Done | Failed
+
+
+def data_of(event: TurnEvent) -> dict[str, Any]:
+    """The event's fields, as the `data:` of an SSE event or a WebSocket message carry them."""
+    return {f.name: getattr(event, f.name) for f in fields(event) if f.name != "error"}
+
+
+@dataclass
+class Turn:
+    """What a turn needs, checked and loaded before it starts (a bad id is a plain 404)."""
+
+    message: str
+    session_id: str | None
+    history: list[dict[str, Any]]
+    context: TaskContext
+    model_settings: ModelSettings = field(default_factory=ModelSettings)
+
+
+@dataclass
+class ToolNames:
+    """Remembers each call's tool name, to name its output."""
+
+    by_call: dict[str, str] = field(default_factory=dict)
+
+
+def turn_event_of(event: StreamEvent, names: ToolNames) -> TurnEvent | None:
+    """The turn event an SDK stream event means to a client, if any."""
+    if isinstance(event, AgentUpdatedStreamEvent):
+        return AgentChanged(name=event.new_agent.name)
+    if isinstance(event, RawResponsesStreamEvent):
+        if event.data.type == "response.output_text.delta":
+            return TextDelta(text=event.data.delta)
+        return None
+    if event.name == "tool_called" and isinstance(event.item, ToolCallItem):
+        raw: Any = event.item.raw_item
+        if getattr(raw, "type", None) != "function_call":
+            return None
+        names.by_call[raw.call_id] = raw.name
+        return ToolCalled(
+            call_id=raw.call_id, name=raw.name, arguments=parse_arguments(raw.arguments)
+        )
+    if event.name == "tool_output" and isinstance(event.item, ToolCallOutputItem):
+        raw_output: Any = event.item.raw_item
+        call_id = raw_output.get("call_id", "") if isinstance(raw_output, dict) else ""
+        return ToolOutput(
+            call_id=call_id, name=names.by_call.get(call_id), output=str(event.item.output)
+        )
+    return None
+
+
+async def run_turn(
+    agent: Agent[TaskContext], turn: Turn, settings: Settings
+) -> AsyncIterator[TurnEvent]:
+    """Run the agents on the turn's message; yield its events, ending with Done or Failed.
+
+    The conversation keeps only complete turns: a run that fails, or is cancelled (its
+    client went away: the caller stops iterating), leaves no trace in it.
+    """
+    started = time.perf_counter()
+    user_message: dict[str, Any] = {"role": "user", "content": turn.message}
+    run = Runner.run_streamed(
+        agent,
+        [*turn.history, user_message],  # type: ignore[list-item]
+        context=turn.context,
+        max_turns=MAX_TURNS,
+        run_config=run_config(settings, turn.model_settings),
+    )
+    names = ToolNames()
+    deadline = asyncio.get_running_loop().time() + settings.agent_timeout_seconds
+    events = run.stream_events().__aiter__()
+    try:
+        while True:
+            try:
+                # The deadline holds around the wait for the run's next event only, never
+                # while this generator is paused at a `yield` (its caller is then running).
+                async with asyncio.timeout_at(deadline):
+                    sdk_event = await anext(events)
+            except StopAsyncIteration:
+                break
+            if (event := turn_event_of(sdk_event, names)) is not None:
+                yield event
+        check_reply(run.final_output)
+        new_items = run.to_input_list()[len(turn.history) :]
+        session_id = await run_in_threadpool(save_turn, turn, new_items)
+    except StopRun:  # a background run, cancelled or no longer its worker's: the worker says
+        raise
+    except Exception as error:  # the run failed, or its conversation was deleted meanwhile
+        failure = explain_failure(error, settings)
+        yield Failed(detail=failure.detail, status=failure.status_code, error=failure)
+        return
+    finally:
+        if not run.is_complete:
+            run.cancel()  # the client went away, or the run failed: stop calling the model
+    usage = run.context_wrapper.usage
+    yield Done(
+        reply=run.final_output,
+        session_id=session_id,
+        agent=run.last_agent.name,
+        usage={
+            "requests": usage.requests,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+        },
+        model=settings.agent_model,
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )
+
+
+def save_turn(turn: Turn, items: list[Any]) -> str:
+    """Keep a finished turn in its conversation (a new one if needed); the conversation's id."""
+    with Session(turn.context.engine) as session:
+        if turn.context.background is not None:
+            turn.context.background.fence(session, changes_tasks=False)
+        conversations = ConversationStore(session, owner_id=turn.context.owner_id)
+        return conversations.save_turn(turn.session_id, turn.message, items)
+
+
+def check_reply(final_output: Any) -> None:
+    """A run ends with the model's reply, in words; a run that ends without one failed."""
+    if not isinstance(final_output, str) or not final_output.strip():
+        raise AgentRunFailed("The model ended its answer without a reply")
+
+
+def explain_failure(error: Exception, settings: Settings) -> AppError:
+    """What a failed run means for the client, 502 or 504 with a detail; logged here, once."""
+    failure: AppError
+    if isinstance(error, AppError):
+        failure = error
+    elif isinstance(error, TimeoutError | APITimeoutError):
+        limit = f"{settings.agent_timeout_seconds:g}"
+        failure = AgentTimedOut(f"The model did not finish within {limit} seconds")
+    elif isinstance(error, MaxTurnsExceeded):
+        failure = AgentRunFailed(f"The agent did not finish within {MAX_TURNS} turns")
+    elif isinstance(error, APIStatusError):
+        failure = AgentRunFailed(
+            f"The model provider answered with an error (HTTP {error.status_code})"
+        )
+    elif isinstance(error, APIConnectionError):
+        failure = AgentRunFailed("The model provider could not be reached")
+    else:
+        # Anything else went wrong with the model's answer: an HTML page where JSON should be,
+        # a reply the SDK cannot use, an error in the model itself.
+        failure = AgentRunFailed("The model's answer could not be used")
+    logger.warning("agent run failed: %s", failure.detail, exc_info=error)
+    return failure
+
+
+def parse_arguments(arguments: str) -> dict[str, Any]:
+    """A tool call's arguments, as the model sent them (JSON, we hope)."""
+    try:
+        # NaN and Infinity are not JSON, though Python's json reads them: refuse them here.
+        parsed = json.loads(arguments or "{}", parse_constant=refuse_constant)
+    except ValueError:
+        return {"unparsed": arguments}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+def refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def run_config(settings: Settings, model_settings: ModelSettings) -> RunConfig:
+    """The caller's model settings; tracing only when asked for, with a key."""
+    key = settings.openai_api_key
+    tracing_key = key.get_secret_value() if key is not None and settings.agent_tracing else None
+    return cached_run_config(model_settings.temperature, model_settings.max_tokens, tracing_key)
+
+
+@functools.lru_cache(maxsize=64)
+def cached_run_config(
+    temperature: float | None, max_tokens: int | None, tracing_key: str | None
+) -> RunConfig:
+    """A RunConfig costs a look at its type hints each time it is built: build each kind once.
+    The SDK only reads it, so every run with the same settings can share one."""
+    model_settings = ModelSettings(temperature=temperature, max_tokens=max_tokens)
+    if tracing_key is None:
+        return RunConfig(model_settings=model_settings, tracing_disabled=True)
+    # The key goes with the run: the SDK would look only in the environment, not in .env.
+    return RunConfig(model_settings=model_settings, tracing={"api_key": tracing_key})

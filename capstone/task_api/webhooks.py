@@ -1,0 +1,126 @@
+"""Webhooks: a run's final status, POSTed to the URL its owner gave, signed, retried.
+
+The body is signed with HMAC-SHA256 under WEBHOOK_SECRET, in `X-Webhook-Signature:
+sha256=<hex>`, so that the receiver can tell it came from this service. A URL is only taken
+if its host resolves to public addresses, checked when the run is made and again at each
+delivery, and the request goes to the very address that was checked; redirects are not
+followed. Without that, a user could make this server call addresses only it can reach
+(its cloud's metadata service at 169.254.169.254, a database on localhost): SSRF.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from task_api.config import Settings
+from task_api.models import AgentRun, WebhookAttempt
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 5  # then the run keeps its record of failed attempts
+FIRST_BACKOFF_SECONDS = 1.0  # doubled after each failed attempt
+TIMEOUT_SECONDS = 10.0
+
+
+class UnsafeWebhook(ValueError):
+    """A webhook URL this service will not call."""
+
+
+def resolve_webhook(url: str, allow_private: bool) -> tuple[str, str]:
+    """(the host, the address to connect to) for a webhook URL this service may call.
+
+    Blocking (DNS): call it in a thread.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeWebhook("A webhook URL must be http:// or https:// with a host")
+    if parts.username or parts.password:
+        raise UnsafeWebhook("A webhook URL must not hold credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError):
+        raise UnsafeWebhook(f"The webhook host {parts.hostname!r} does not resolve") from None
+    addresses = [ipaddress.ip_address(entry[4][0]) for entry in found]
+    if not allow_private:
+        for address in addresses:
+            if not address.is_global:  # private, loopback, link-local, reserved...
+                raise UnsafeWebhook(f"The webhook host resolves to {address}, which is not public")
+    return parts.hostname, str(addresses[0])
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def deliver_final_status(engine: Engine, settings: Settings, run_id: int) -> None:
+    """POST the run's final status to its webhook_url, if it has one; each try recorded."""
+    run = await run_in_threadpool(read_run, engine, run_id)
+    if run is None or run.webhook_url is None or settings.webhook_secret is None:
+        return
+    body = json.dumps(
+        {"id": run.id, "status": run.status, "detail": run.detail, "result": run.result}
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Webhook-Signature": sign(body, settings.webhook_secret.get_secret_value()),
+    }
+    backoff = FIRST_BACKOFF_SECONDS
+    for attempt in range(1, ATTEMPTS + 1):
+        status_code, error = await post(run.webhook_url, body, headers, settings)
+        await run_in_threadpool(record, engine, run_id, status_code, error)
+        if status_code is not None and 200 <= status_code < 300:
+            return
+        if attempt < ATTEMPTS:
+            await asyncio.sleep(backoff)
+            backoff *= 2
+    logger.warning("webhook of run %s not delivered after %d attempts", run_id, ATTEMPTS)
+
+
+async def post(
+    url: str, body: bytes, headers: dict[str, str], settings: Settings
+) -> tuple[int | None, str | None]:
+    """One delivery: (the receiver's status, or None and why there was none)."""
+    try:
+        host, address = await run_in_threadpool(
+            resolve_webhook, url, settings.webhook_allow_private
+        )
+    except UnsafeWebhook as refused:
+        return None, str(refused)[:200]
+    parts = urlsplit(url)
+    # To the address just checked (a second DNS answer could differ: DNS rebinding), with the
+    # host name in the Host header and, for https, in TLS (SNI and the certificate check).
+    netloc = f"[{address}]" if ":" in address else address
+    pinned = parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc).geturl()
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = await client.post(
+                pinned,
+                content=body,
+                headers={**headers, "Host": parts.netloc.rsplit("@", 1)[-1]},
+                extensions={"sni_hostname": host},
+            )
+    except httpx.HTTPError as error:
+        return None, type(error).__name__
+    return response.status_code, None
+
+
+def read_run(engine: Engine, run_id: int) -> AgentRun | None:
+    with Session(engine) as session:
+        return session.get(AgentRun, run_id)
+
+
+def record(engine: Engine, run_id: int, status_code: int | None, error: str | None) -> None:
+    with Session(engine) as session:
+        session.add(WebhookAttempt(run_id=run_id, status_code=status_code, error=error))
+        session.commit()

@@ -1,0 +1,242 @@
+"""The worker: takes background runs from the queue and carries them out.
+
+    python -m task_api.worker        a worker process (RUNS_IN_PROCESS=false for the API)
+
+The API process runs one too when RUNS_IN_PROCESS is true (the default, and the only way on
+SQLite). Each worker runs up to WORKER_CONCURRENCY runs at once, renews their leases, takes
+up runs whose workers died (run_queue.py says how), deletes finished runs after
+RUN_RETENTION_DAYS, and on SIGTERM finishes its runs or hands them back.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from agents import Agent
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from task_api.agent import build_agents
+from task_api.config import Settings, read_settings
+from task_api.database import create_db_engine
+from task_api.errors import CancelRequested, LeaseLost, StopRun
+from task_api.events import TaskEventBroker, open_notifier
+from task_api.logs import configure_logging
+from task_api.memory import ConversationStore
+from task_api.models import RunStatus, utc_now
+from task_api.providers import open_model
+from task_api.run_queue import QUEUE_CHANNEL, Claim, RunQueue
+from task_api.streaming import Done, Failed, ToolCalled, ToolOutput, Turn, data_of, run_turn
+from task_api.tools import TaskContext
+from task_api.webhooks import deliver_final_status
+
+logger = logging.getLogger(__name__)
+
+# On SIGTERM, runs still going after this many seconds are handed back (see hand_back).
+SHUTDOWN_GRACE_SECONDS = 20
+PURGE_EVERY_SECONDS = 3600
+
+
+class ClaimedRun:
+    """What a background run gives its tools: the fence, and progress reports."""
+
+    def __init__(self, queue: RunQueue, claim: Claim) -> None:
+        self.queue = queue
+        self.claim = claim
+
+    def fence(self, session: Session, changes_tasks: bool) -> None:
+        self.queue.fence(session, self.claim, changes_tasks)
+
+    def report_progress(self, percent: int, message: str) -> None:
+        self.queue.append(self.claim, "progress", {"percent": percent, "message": message})
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        queue: RunQueue,
+        broker: TaskEventBroker,
+        agents: Agent[TaskContext],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.queue = queue
+        self.broker = broker
+        self.agents = agents
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.running: dict[asyncio.Task[None], Claim] = {}
+        self.interrupted: dict[int, str] = {}  # run id -> why this worker stopped it
+
+    async def work(self, stop: asyncio.Event) -> None:
+        """Claim and run until `stop` is set; then finish or hand back what is running."""
+        logger.info(
+            "worker %s takes runs, %d at once", self.name, self.settings.worker_concurrency
+        )
+        loop = asyncio.get_running_loop()
+        next_recovery = next_purge = loop.time()
+        with self.queue.notifier.listening(QUEUE_CHANNEL) as queued:
+            while not stop.is_set():
+                if loop.time() >= next_recovery:
+                    await run_in_threadpool(self.queue.recover)
+                    next_recovery = loop.time() + self.settings.run_lease_seconds / 3
+                if loop.time() >= next_purge:
+                    await run_in_threadpool(self.purge)
+                    next_purge = loop.time() + PURGE_EVERY_SECONDS
+                while len(self.running) < self.settings.worker_concurrency:
+                    claim = await run_in_threadpool(self.queue.claim, self.name)
+                    if claim is None:
+                        break
+                    task = asyncio.create_task(self.execute(claim))
+                    self.running[task] = claim
+                    task.add_done_callback(self.running.pop)
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait(
+                    [stopped, asyncio.create_task(queued.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                stopped.cancel()
+        await self.shut_down()
+
+    async def shut_down(self) -> None:
+        if not self.running:
+            return
+        logger.info("worker %s stops: %d runs still going", self.name, len(self.running))
+        _done, going = await asyncio.wait(list(self.running), timeout=SHUTDOWN_GRACE_SECONDS)
+        for task in going:
+            task.cancel()  # handed back (see execute)
+        await asyncio.gather(*going, return_exceptions=True)
+
+    def purge(self) -> None:
+        runs = self.queue.purge(utc_now() - timedelta(days=self.settings.run_retention_days))
+        events = self.broker.purge()
+        if runs or events:
+            logger.info("purged %d finished runs and %d old task events", runs, events)
+
+    async def execute(self, claim: Claim) -> None:
+        """Carry out one run, from its claim to its final status (and its webhook)."""
+        heartbeat = asyncio.create_task(self.keep_lease(claim, asyncio.current_task()))
+        try:
+            await self.run(claim)
+        except CancelRequested:  # noticed at a step of the run
+            await self.finish(claim, RunStatus.CANCELLED, detail="Cancelled while it ran")
+        except LeaseLost:
+            logger.warning("run %s: lease lost, another worker has it", claim.run_id)
+            return
+        except asyncio.CancelledError:
+            why = self.interrupted.pop(claim.run_id, "shutdown")
+            if why == "shutdown":  # not finished within the grace period
+                await run_in_threadpool(self.queue.hand_back, claim, "its worker shut down")
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # stopped on purpose
+            if why == "lost":
+                return
+            await self.finish(claim, RunStatus.CANCELLED, detail="Cancelled while it ran")
+        except Exception:
+            logger.exception("run %s failed", claim.run_id)
+            await self.finish(claim, RunStatus.FAILED, detail="The run failed")
+        finally:
+            heartbeat.cancel()
+        await deliver_final_status(self.engine, self.settings, claim.run_id)
+
+    async def finish(self, claim: Claim, status: RunStatus, **outcome: Any) -> None:
+        await run_in_threadpool(lambda: self.queue.finish(claim, status, **outcome))
+
+    async def run(self, claim: Claim) -> None:
+        context = TaskContext(
+            owner_id=claim.owner_id,
+            engine=self.engine,
+            events=self.broker,
+            background=ClaimedRun(self.queue, claim),
+        )
+        history = await run_in_threadpool(self.history, claim)
+        if history is None:
+            detail = f"Conversation {claim.session_id} not found"
+            await run_in_threadpool(
+                self.queue.append, claim, "error", {"detail": detail, "status": 404}
+            )
+            await self.finish(claim, RunStatus.FAILED, detail=detail)
+            return
+        turn = Turn(claim.message, claim.session_id, history, context)
+        async for event in run_turn(self.agents, turn, self.settings):
+            if isinstance(event, ToolCalled | ToolOutput) and event.name == "report_progress":
+                continue  # shown as `progress` events instead
+            await run_in_threadpool(self.queue.append, claim, event.event, data_of(event))
+            if isinstance(event, Done):
+                await self.finish(claim, RunStatus.SUCCEEDED, result=data_of(event))
+            elif isinstance(event, Failed):
+                await self.finish(claim, RunStatus.FAILED, detail=event.detail)
+
+    def history(self, claim: Claim) -> list[dict[str, Any]] | None:
+        with Session(self.engine) as session:
+            try:
+                return ConversationStore(session, claim.owner_id).history(claim.session_id)
+            except StopRun:
+                raise
+            except Exception:  # the conversation was deleted since the run was queued
+                return None
+
+    async def keep_lease(self, claim: Claim, task: asyncio.Task[Any] | None) -> None:
+        """Renew the run's lease while it goes on; stop it if it is cancelled or lost."""
+        assert task is not None
+        while True:
+            await asyncio.sleep(self.settings.run_lease_seconds / 3)
+            try:
+                await run_in_threadpool(self.queue.renew, claim)
+            except StopRun as stop:  # cancelled while waiting on the model, say
+                self.interrupted[claim.run_id] = (
+                    "cancel" if isinstance(stop, CancelRequested) else "lost"
+                )
+                task.cancel()
+                return
+            except Exception as error:  # the database is away: the lease may run out
+                logger.warning(
+                    "run %s: lease not renewed (%s)", claim.run_id, type(error).__name__
+                )
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    engine: Engine,
+    queue: RunQueue,
+    broker: TaskEventBroker,
+    agents: Agent[TaskContext],
+) -> AsyncIterator[Worker]:
+    """A worker in the background of this process, stopped (gracefully) when the block ends."""
+    worker = Worker(settings, engine, queue, broker, agents)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.work(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task
+
+
+async def main() -> None:
+    settings = read_settings()
+    configure_logging(settings)
+    engine = create_db_engine(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    async with open_notifier(settings, engine) as notifier, open_model(settings) as model:
+        queue = RunQueue(engine, notifier, settings.run_lease_seconds)
+        broker = TaskEventBroker(engine, notifier)
+        worker = Worker(settings, engine, queue, broker, build_agents(model, background=True))
+        await worker.work(stop)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,172 @@
+"""Broken parts: the database or Redis going away under a running app, and coming back.
+
+Each test puts a TCP proxy between the app and the real server and cuts it: every open
+connection is closed and new ones are refused, as when the server restarts or the network
+drops. (The model going wrong in every way is in test_chat.py; a client going away, in
+test_chat.py, test_chat_ws.py and test_end_to_end.py.)
+"""
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from conftest import API, settings_for
+from fastapi.testclient import TestClient
+
+from task_api.main import create_app
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to a server, until `cut()`; `restore()` opens it again."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self.sockets: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self.listener = listener
+        threading.Thread(target=self.accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        assert self.listener is not None
+        close(self.listener)  # shutdown() first: close() alone would not wake accept()
+        with self.lock:
+            for sock in self.sockets:
+                close(sock)
+            self.sockets.clear()
+
+    def accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # cut
+                return
+            server = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets |= {client, server}
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    def pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                for sock in (source, sink):
+                    close(sock)
+                    self.sockets.discard(sock)
+
+
+def close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the other side may have closed it already
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def through(proxy: Proxy, url: str) -> str:
+    """The same URL, pointed at the proxy."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    netloc[-1] = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc="@".join(netloc)))
+
+
+def proxy_for(url: str, default_port: int) -> Proxy:
+    parts = urlsplit(url)
+    return Proxy((parts.hostname or "127.0.0.1", parts.port or default_port))
+
+
+def log_in(client: TestClient) -> dict[str, str]:
+    account = {"username": "faults", "password": "a password for faults"}
+    assert client.post(f"{API}/auth/register", json=account).status_code == 201
+    token = client.post(f"{API}/auth/token", data=account).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def postgres_proxy(isolated_database_url: str) -> Iterator[tuple[Proxy, str]]:
+    if not isolated_database_url.startswith("postgresql"):
+        pytest.skip("the database going away is tried on PostgreSQL")
+    proxy = proxy_for(isolated_database_url, 5432)
+    yield proxy, through(proxy, isolated_database_url)
+    proxy.cut()
+
+
+def test_the_database_going_away_is_503_until_it_returns(
+    postgres_proxy: tuple[Proxy, str],
+) -> None:
+    proxy, url = postgres_proxy
+    app = create_app(settings_for(url, runs_in_process=False))
+    with TestClient(app) as client:
+        headers = log_in(client)
+        made = client.post(f"{API}/tasks", json={"title": "Survive"}, headers=headers)
+        assert made.status_code == 201
+
+        proxy.cut()
+        assert client.get("/ready").status_code == 503
+        assert client.get("/health").status_code == 200  # the process itself is fine
+        for reply in (
+            client.get(f"{API}/tasks", headers=headers),
+            client.post(f"{API}/tasks", json={"title": "Lost"}, headers=headers),
+            client.post(f"{API}/auth/token", data={"username": "faults", "password": "x" * 12}),
+        ):
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["detail"] == "The database does not answer"
+            assert reply.headers["Retry-After"] == "5"
+
+        proxy.restore()
+        assert client.get("/ready").status_code == 200
+        tasks = client.get(f"{API}/tasks", headers=headers).json()
+        assert [task["title"] for task in tasks] == ["Survive"]  # nothing half-written
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (set TEST_REDIS_URL)")
+def test_redis_going_away_lets_requests_through_uncounted_until_it_returns(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert REDIS_URL is not None
+    with redis.Redis.from_url(REDIS_URL) as server:  # an earlier run counted this user too
+        for key in server.scan_iter("LIMITS:*"):
+            server.delete(key)
+    proxy = proxy_for(REDIS_URL, 6379)
+    settings = settings_for(
+        f"sqlite:///{tmp_path}/tasks.db",
+        redis_url=through(proxy, REDIS_URL),
+        rate_limit_api="4/minute",
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            headers = log_in(client)
+            proxy.cut()
+            # The limits protect the service: without Redis they are not counted, and no
+            # request fails because of it (the documented rule, README "Scale out").
+            for _ in range(6):
+                assert client.get(f"{API}/tasks", headers=headers).status_code == 200
+            assert "rate limits not counted, Redis failed" in capfd.readouterr().err
+
+            proxy.restore()
+            codes = [client.get(f"{API}/tasks", headers=headers).status_code for _ in range(6)]
+            assert codes == [200] * 4 + [429] * 2
+    finally:
+        proxy.cut()

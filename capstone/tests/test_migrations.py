@@ -1,0 +1,79 @@
+"""Alembic owns the schema: its migrations go up and down, and match the models exactly."""
+
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from conftest import POSTGRES_URL
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from task_api.database import MIGRATIONS, create_db_engine, normalize_database_url
+
+TABLES = {
+    "user", "task", "api_key", "conversation", "conversation_turn", "task_event",
+    "agent_run", "agent_run_event", "webhook_attempt",
+}  # fmt: skip
+SCHEMA = "migrations_test"  # on PostgreSQL, a schema of its own, apart from the app's tables
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"])
+def empty_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The URL of a database with nothing in it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('migrations') / 'empty.db'}"
+        return
+    assert POSTGRES_URL is not None
+    admin = create_db_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{SCHEMA}"
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
+    admin.dispose()
+
+
+def alembic(url: str) -> Config:
+    config = Config(MIGRATIONS)
+    # Escaped for the config file's interpolation: the URL may hold a "%".
+    config.set_main_option("sqlalchemy.url", normalize_database_url(url).replace("%", "%%"))
+    return config
+
+
+def tables_of(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def test_upgrade_makes_the_tables_and_downgrade_removes_them(empty_database: str) -> None:
+    engine = create_db_engine(empty_database)
+
+    command.upgrade(alembic(empty_database), "head")
+    assert tables_of(engine) == TABLES
+
+    command.downgrade(alembic(empty_database), "base")
+    assert tables_of(engine) == set()
+
+    command.upgrade(alembic(empty_database), "head")
+    assert tables_of(engine) == TABLES
+    engine.dispose()
+
+
+def test_the_models_match_the_migrations(empty_database: str) -> None:
+    command.upgrade(alembic(empty_database), "head")
+    engine = create_db_engine(empty_database)
+
+    with engine.connect() as connection:
+        differences = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}),
+            SQLModel.metadata,
+        )
+
+    engine.dispose()
+    assert differences == [], "a model changed: add a migration (alembic revision --autogenerate)"

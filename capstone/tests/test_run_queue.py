@@ -1,0 +1,203 @@
+"""The run queue on its own: claims, priorities, leases, fencing, recovery and retention."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from task_api.database import create_db_engine, migrate
+from task_api.errors import CancelRequested, LeaseLost
+from task_api.events import Notifier
+from task_api.models import AgentRun, AgentRunEvent, RunCreate, RunStatus, User, utc_now
+from task_api.run_queue import RunQueue
+
+
+@pytest.fixture
+def engine(isolated_database_url: str) -> Iterator[Engine]:
+    if isolated_database_url.startswith("sqlite"):
+        migrate(isolated_database_url)  # PostgreSQL's isolated schema is migrated already
+    engine = create_db_engine(isolated_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def owner(engine: Engine) -> int:
+    with Session(engine) as session:
+        user = User(username="alice", hashed_password="x")
+        session.add(user)
+        session.commit()
+        assert user.id is not None
+        return user.id
+
+
+@pytest.fixture
+def queue(engine: Engine) -> RunQueue:
+    return RunQueue(engine, Notifier(), lease_seconds=30)
+
+
+def run_of(engine: Engine, run_id: int) -> AgentRun:
+    with Session(engine) as session:
+        run = session.get(AgentRun, run_id)
+        assert run is not None
+        return run
+
+
+def events_of(engine: Engine, run_id: int) -> list[tuple[str, dict[str, object]]]:
+    with Session(engine) as session:
+        query = (
+            select(AgentRunEvent)
+            .where(AgentRunEvent.run_id == run_id)
+            .order_by(col(AgentRunEvent.id))
+        )
+        return [(e.event, e.data) for e in session.exec(query)]
+
+
+def expire_lease(engine: Engine, run_id: int) -> None:
+    """As if its worker died: the lease ran out a moment ago."""
+    with Session(engine) as session:
+        session.execute(
+            update(AgentRun)
+            .where(col(AgentRun.id) == run_id)
+            .values(lease_expires_at=utc_now() - timedelta(seconds=1))
+        )
+        session.commit()
+
+
+def test_high_priority_first_then_the_oldest(queue: RunQueue, owner: int) -> None:
+    normal = queue.enqueue(owner, RunCreate(message="first"))
+    high = queue.enqueue(owner, RunCreate(message="second", priority="high"))
+    later = queue.enqueue(owner, RunCreate(message="third"))
+
+    order = [queue.claim("w").run_id for _ in range(3)]  # type: ignore[union-attr]
+
+    assert order == [high.id, normal.id, later.id]
+    assert queue.claim("w") is None
+
+
+def test_a_claim_raises_the_attempt_and_takes_a_lease(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run = queue.enqueue(owner, RunCreate(message="hi"))
+
+    claim = queue.claim("worker-1")
+
+    assert claim is not None and claim.attempt == 1
+    stored = run_of(engine, run.id)  # type: ignore[arg-type]
+    assert (stored.status, stored.lease_owner) == (RunStatus.RUNNING, "worker-1")
+    assert stored.lease_expires_at is not None
+
+
+def test_an_interrupted_run_without_a_tool_call_is_queued_again(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run_id = queue.enqueue(owner, RunCreate(message="hi")).id
+    assert run_id is not None
+    first = queue.claim("crashed")
+    expire_lease(engine, run_id)
+
+    assert queue.recover() == [run_id]
+
+    assert run_of(engine, run_id).status == RunStatus.QUEUED
+    second = queue.claim("healthy")
+    assert second is not None and first is not None
+    assert (second.run_id, second.attempt) == (run_id, first.attempt + 1)
+
+
+def test_an_interrupted_run_that_called_a_tool_fails_and_is_not_retried(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run_id = queue.enqueue(owner, RunCreate(message="hi")).id
+    assert run_id is not None
+    claim = queue.claim("crashed")
+    assert claim is not None
+    with Session(engine) as session:  # what a tool does before it changes a task
+        queue.fence(session, claim, changes_tasks=True)
+        session.commit()
+    expire_lease(engine, run_id)
+
+    queue.recover()
+
+    run = run_of(engine, run_id)
+    assert run.status == RunStatus.FAILED
+    assert run.detail is not None and "after it had called a tool: not retried" in run.detail
+    assert queue.claim("healthy") is None
+    assert events_of(engine, run_id)[-1] == ("status", {"status": "failed", "detail": run.detail})
+
+
+def test_a_worker_that_lost_its_lease_can_change_nothing(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run_id = queue.enqueue(owner, RunCreate(message="hi")).id
+    assert run_id is not None
+    old = queue.claim("slow")
+    expire_lease(engine, run_id)
+    queue.recover()
+    new = queue.claim("fast")
+    assert old is not None and new is not None
+
+    with pytest.raises(LeaseLost):
+        queue.append(old, "delta", {"text": "late"})
+    with pytest.raises(LeaseLost), Session(engine) as session:
+        queue.fence(session, old, changes_tasks=True)
+    with pytest.raises(LeaseLost):
+        queue.renew(old)
+    assert queue.finish(old, RunStatus.SUCCEEDED, result={"reply": "late"}) is False
+
+    queue.append(new, "delta", {"text": "on time"})
+    assert queue.finish(new, RunStatus.SUCCEEDED, result={"reply": "on time"})
+    run = run_of(engine, run_id)
+    assert (run.status, run.result) == (RunStatus.SUCCEEDED, {"reply": "on time"})
+    assert ("delta", {"text": "late"}) not in events_of(engine, run_id)
+
+
+def test_a_cancel_reaches_the_worker_at_its_next_write(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run = queue.enqueue(owner, RunCreate(message="hi"))
+    claim = queue.claim("w")
+    assert claim is not None
+
+    queue.request_cancel(run)
+
+    with pytest.raises(CancelRequested):
+        queue.append(claim, "delta", {"text": "more"})
+    with pytest.raises(CancelRequested):
+        queue.renew(claim)
+
+
+def test_a_queued_run_is_cancelled_at_once(queue: RunQueue, owner: int, engine: Engine) -> None:
+    run = queue.enqueue(owner, RunCreate(message="hi"))
+
+    cancelled = queue.request_cancel(run)
+
+    assert cancelled.status == RunStatus.CANCELLED
+    assert queue.claim("w") is None
+
+
+def test_finished_runs_are_purged_after_the_retention(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    old = queue.enqueue(owner, RunCreate(message="old"))
+    recent = queue.enqueue(owner, RunCreate(message="recent"))
+    for _ in range(2):
+        claim = queue.claim("w")
+        assert claim is not None
+        queue.append(claim, "delta", {"text": "hi"})
+        queue.finish(claim, RunStatus.SUCCEEDED, result={})
+    with Session(engine) as session:
+        session.execute(
+            update(AgentRun)
+            .where(col(AgentRun.id) == old.id)
+            .values(finished_at=utc_now() - timedelta(days=31))
+        )
+        session.commit()
+
+    removed = queue.purge(utc_now() - timedelta(days=30))
+
+    assert removed == 1
+    with Session(engine) as session:
+        assert [r.id for r in session.exec(select(AgentRun))] == [recent.id]
+        assert {e.run_id for e in session.exec(select(AgentRunEvent))} == {recent.id}
