@@ -40,7 +40,7 @@ engine = create_db_engine(get_settings().database_url)
 
 
 def create_tables() -> None:
-    """Create the tables that do not exist yet (lesson 14 brings migrations)."""
+    """Create the tables that do not exist yet (the capstone brings migrations)."""
     SQLModel.metadata.create_all(engine)
 
 
