@@ -8,6 +8,8 @@ one uvicorn process:
   file), the conversation, the Agents SDK, the triage agent handing off to the Reporter;
 - floor:    the same two model calls through a thin route and one shared AsyncOpenAI
             client (benchmarks/floor.py): what Python needs, at least;
+- sdk:      the same two model calls through the Agents SDK (a triage agent handing off
+            to a Reporter) in a thin route: what the SDK needs, at least;
 - naive:    the synchronous OpenAI client inside `async def`, as tutorials often show.
 
 For each, and each number of chats at once, it prints the wall time until all are done,
@@ -185,7 +187,7 @@ def run_app(app: str, counts: list[int], standin_url: str) -> list[Figures]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chats", type=int, nargs="+", default=[1, 100, 500])
-    parser.add_argument("--apps", nargs="+", default=["capstone", "floor", "naive"])
+    parser.add_argument("--apps", nargs="+", default=["capstone", "sdk", "floor", "naive"])
     parser.add_argument("--first-token-delay", type=float, default=0.3)
     args = parser.parse_args()
 
@@ -209,14 +211,16 @@ def main() -> None:
         first = f"{f.first_delta_p50:6.2f} s / {f.first_delta_p95:5.2f} s"
         print(f"{f.app:9} {f.chats:6} {f.wall:9.2f} s   {first}       {cpu}        {f.failed}")
     by = {(f.app, f.chats): f for f in results}
-    for count in args.chats:
-        capstone, floor = by.get(("capstone", count)), by.get(("floor", count))
-        if capstone and floor and floor.cpu_per_chat and capstone.cpu_per_chat:
-            print(
-                f"\n{count} chats, capstone / floor: wall {capstone.wall / floor.wall:.2f}x, "
-                f"CPU per chat {capstone.cpu_per_chat / floor.cpu_per_chat:.2f}x, "
-                f"first delta p50 {capstone.first_delta_p50 / floor.first_delta_p50:.2f}x"
-            )
+    print()
+    for count in dict.fromkeys(args.chats):
+        for app, base in (("capstone", "floor"), ("capstone", "sdk"), ("sdk", "floor")):
+            a, b = by.get((app, count)), by.get((base, count))
+            if a and b and a.cpu_per_chat and b.cpu_per_chat:
+                print(
+                    f"{count} chats, {app} / {base}: wall {a.wall / b.wall:.2f}x, "
+                    f"CPU per chat {a.cpu_per_chat / b.cpu_per_chat:.2f}x, "
+                    f"first delta p50 {a.first_delta_p50 / b.first_delta_p50:.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ agents: what Python needs, at least, to serve these chats.
 `naive` is the pattern many tutorials show: the synchronous OpenAI client, called inside
 `async def`. Each call blocks the event loop: the chats run one at a time.
 
+`sdk` is the floor for the Agents SDK: the same model calls as the capstone's (a triage
+agent handing off to a Reporter that answers) through Runner.run_streamed, on one shared
+client, each delta sent as an event. No auth, no database: what the SDK costs by itself.
+
 `bare` is the floor for plain requests (benchmarks/service.py): task create, read, change
 and delete as four routes on the capstone's tables and SQLite set-up, with nothing else.
 
@@ -20,6 +24,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from agents import Agent, RawResponsesStreamEvent, RunConfig, Runner, function_tool
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from openai import AsyncOpenAI, OpenAI
@@ -100,6 +106,42 @@ async def floor_chat(request: Request) -> StreamingResponse:
                 reply += text
                 yield event("delta", {"text": text})
         yield event("done", {"reply": reply})
+
+    return StreamingResponse(answer(), media_type="text/event-stream")
+
+
+@asynccontextmanager
+async def sdk_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with AsyncOpenAI(base_url=BASE_URL, api_key="benchmark") as client:
+        model = OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+        reporter = Agent(name="Reporter", instructions="Report.", tools=[list_tasks], model=model)
+        app.state.agent = Agent(
+            name="TaskManager", instructions="Triage.", handoffs=[reporter], model=model
+        )
+        yield
+
+
+@function_tool
+def list_tasks() -> str:
+    """List the user's tasks."""
+    return "[]"
+
+
+sdk = FastAPI(lifespan=sdk_lifespan)
+SDK_RUN = RunConfig(tracing_disabled=True)
+
+
+@sdk.post("/chat/stream")
+async def sdk_chat(request: Request) -> StreamingResponse:
+    message = (await request.json())["message"]
+
+    async def answer() -> AsyncIterator[str]:
+        run = Runner.run_streamed(request.app.state.agent, message, run_config=SDK_RUN)
+        async for item in run.stream_events():
+            is_raw = isinstance(item, RawResponsesStreamEvent)
+            if is_raw and item.data.type == "response.output_text.delta":
+                yield event("delta", {"text": item.data.delta})
+        yield event("done", {"reply": run.final_output})
 
     return StreamingResponse(answer(), media_type="text/event-stream")
 

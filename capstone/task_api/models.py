@@ -83,10 +83,21 @@ class TaskCreate(TaskBase):
     model_config = ConfigDict(extra="forbid")
 
 
+# Fields a PATCH may leave out but not set to null: every task has them.
+NOT_NULL = ("title", "status", "priority")
+
+
+def not_null_in_schema(schema: dict[str, Any]) -> None:
+    """The API document says what TaskUpdate.reject_null enforces: these are never null."""
+    for name in NOT_NULL:
+        field = schema["properties"][name]
+        field.update(next(option for option in field.pop("anyOf") if option != {"type": "null"}))
+
+
 class TaskUpdate(BaseModel):
     """What a client sends to change some fields of a task; the others stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=not_null_in_schema)
 
     title: Title | None = None
     description: Description | None = None
@@ -94,7 +105,7 @@ class TaskUpdate(BaseModel):
     priority: TaskPriority | None = None
     due_date: date | None = None
 
-    @field_validator("title", "status", "priority")
+    @field_validator(*NOT_NULL)
     @classmethod
     def reject_null(cls, value: Any) -> Any:
         # Leaving a field out keeps it; sending null would blank a field every task must have.
