@@ -66,7 +66,7 @@ async def crud_loop(
         made.raise_for_status()
         url = f"{prefix}/tasks/{made.json()['id']}"
         (await client.get(url, headers=headers)).raise_for_status()
-        changed = await client.patch(url, json={"status": "done"}, headers=headers)
+        changed = await client.patch(url, json={"status": "completed"}, headers=headers)
         changed.raise_for_status()
         (await client.delete(url, headers=headers)).raise_for_status()
         done += 4

@@ -153,8 +153,9 @@ def read_page() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": policy})
 
 
-def read_health() -> dict[str, str]:
-    """The process is up: this touches nothing, and answers even when the database does not."""
+async def read_health() -> dict[str, str]:
+    """The process is up: this touches nothing, and answers even when the database does not.
+    (`async def`: it needs no worker thread, so it answers even when they are all busy.)"""
     return {"status": "ok"}
 
 

@@ -2,7 +2,9 @@
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -17,16 +19,22 @@ ALGORITHM = "HS256"
 
 # Argon2id, slow on purpose: a stolen table of hashes is expensive to guess from.
 password_hash = PasswordHash((Argon2Hasher(),))
+# Each hash keeps a core busy for tens of milliseconds (in a worker thread: the event loop
+# goes on). At most this many at once, so that a burst of logins always leaves a core for
+# the event loop and every other request.
+hashing_slots = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
 
 
 def hash_password(password: str) -> str:
-    return password_hash.hash(password)
+    with hashing_slots:
+        return password_hash.hash(password)
 
 
 def verify_password(password: str, hashed_password: str) -> tuple[bool, str | None]:
     """Whether the password matches, and a new hash when the stored one used older settings."""
     try:
-        return password_hash.verify_and_update(password, hashed_password)
+        with hashing_slots:
+            return password_hash.verify_and_update(password, hashed_password)
     except UnknownHashError:
         return False, None
 
