@@ -118,6 +118,8 @@ EVENT_STREAM = {
         }
     },
 }
+# Caches and proxies (nginx buffers by default) must pass each event on as it comes.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.post(
@@ -151,10 +153,6 @@ async def chat_stream(
             yield encode_event(event)
 
     return StreamingResponse(encoded(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-# Caches and proxies (nginx buffers by default) must pass each event on as it comes.
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def encode_event(event: TurnEvent) -> bytes:
