@@ -18,6 +18,7 @@ app's process spent per chat (from /proc; Linux only).
 
     python benchmarks/chats.py                       # 1, 100 and 500 chats, each app
     python benchmarks/chats.py --chats 100 --apps capstone floor
+    python benchmarks/chats.py --chats 100 --reply-words 200    # what each delta costs
 """
 
 import argparse
@@ -189,6 +190,9 @@ def main() -> None:
     parser.add_argument("--chats", type=int, nargs="+", default=[1, 100, 500])
     parser.add_argument("--apps", nargs="+", default=["capstone", "sdk", "floor", "naive"])
     parser.add_argument("--first-token-delay", type=float, default=0.3)
+    parser.add_argument(
+        "--reply-words", type=int, help="a longer answer: this many words, one delta each"
+    )
     args = parser.parse_args()
 
     standin_port = free_port()
@@ -198,6 +202,8 @@ def main() -> None:
         # The capstone's triage hands off to the Reporter; the floor's one tool is list_tasks.
         "--tool-call", "transfer_to_reporter|list_tasks", "--quiet",
     ]  # fmt: skip
+    if args.reply_words:
+        standin += ["--reply", " ".join(["word"] * args.reply_words)]
     with serving(standin, standin_port, dict(os.environ), CAPSTONE):
         url = f"http://127.0.0.1:{standin_port}/v1"
         results = [f for app in args.apps for f in run_app(app, args.chats, url)]

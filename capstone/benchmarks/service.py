@@ -3,12 +3,13 @@
 crud:   task create, read, change and delete, by --clients clients at once for --seconds,
         through the capstone (login token, rate limits, service, repository, access log,
         request ids) and through `bare` (benchmarks/floor.py): the same SQL on the same
-        SQLite file set-up, in four plain routes with nothing else.
+        SQLite file set-up, in four plain routes with nothing else. The two take turns,
+        --rounds times, so that a busier moment of the machine falls on both alike.
 health: `/health`'s latency (p50, p99) while --clients clients log in as fast as the
         capstone lets them (Argon2 hashing is slow on purpose: about 50 ms of CPU each).
 
     python benchmarks/service.py
-    python benchmarks/service.py --seconds 10 --clients 16
+    python benchmarks/service.py --seconds 10 --rounds 5 --clients 16
 """
 
 import argparse
@@ -19,10 +20,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from chats import CAPSTONE, free_port, serving
+from chats import CAPSTONE, cpu_seconds, free_port, serving
 
 API = "/api/v1"
 
@@ -73,20 +77,45 @@ async def crud_loop(
     return done
 
 
-async def crud(app: str, url: str, clients: int, seconds: float) -> float:
+@dataclass
+class Round:
+    rate: float  # requests per second
+    cpu: float | None  # seconds of the app process's CPU per request
+
+
+async def crud(
+    servers: dict[str, tuple[str, int]], clients: int, seconds: float, rounds: int
+) -> dict[str, list[Round]]:
+    """Each app's requests per second, in turns (round after round, app after app), so that
+    a busier moment of a shared machine falls on every app alike."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        if app == "capstone":
-            prefix = API
-            headers = [await log_in(client, f"user{n}") for n in range(clients)]
-        else:
-            prefix, headers = "", [{}] * clients
-        await crud_loop(client, prefix, headers[0], time.perf_counter() + 1)  # warm up
-        started = time.perf_counter()
-        counts = await asyncio.gather(
-            *(crud_loop(client, prefix, h, started + seconds) for h in headers)
-        )
-        return sum(counts) / (time.perf_counter() - started)
+    results: dict[str, list[Round]] = {app: [] for app in servers}
+    async with AsyncExitStack() as stack:
+        users = {}
+        for app, (url, _pid) in servers.items():
+            client = httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
+            await stack.enter_async_context(client)
+            if app == "capstone":
+                prefix = API
+                headers = [await log_in(client, f"user{n}") for n in range(clients)]
+            else:
+                prefix, headers = "", [{}] * clients
+            await crud_loop(client, prefix, headers[0], time.perf_counter() + 1)  # warm up
+            users[app] = client, prefix, headers
+        for _ in range(rounds):
+            for app, (client, prefix, headers) in users.items():
+                pid = servers[app][1]
+                cpu_before, started = cpu_seconds(pid), time.perf_counter()
+                counts = await asyncio.gather(
+                    *(crud_loop(client, prefix, h, started + seconds) for h in headers)
+                )
+                elapsed, cpu_after = time.perf_counter() - started, cpu_seconds(pid)
+                requests = sum(counts)
+                cpu = None
+                if cpu_before is not None and cpu_after is not None:
+                    cpu = (cpu_after - cpu_before) / requests
+                results[app].append(Round(requests / elapsed, cpu))
+    return results
 
 
 async def health_under_logins(url: str, clients: int, seconds: float) -> tuple[float, float, int]:
@@ -117,32 +146,48 @@ async def health_under_logins(url: str, clients: int, seconds: float) -> tuple[f
     return statistics.median(times), times[int(0.99 * (len(times) - 1))], logins
 
 
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def ms(rounds: list[Round]) -> str:
+    cpus = [r.cpu for r in rounds if r.cpu is not None]
+    return f"{median(cpus) * 1000:7.2f} ms" if cpus else "       n/a"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
     print(f"{os.cpu_count()} CPUs; client and app share them; SQLite; {args.clients} clients\n")
-    rates = {}
-    with tempfile.TemporaryDirectory() as name:
+    with tempfile.TemporaryDirectory() as name, ExitStack() as servers:
         folder = Path(name)
+        apps = {}
         for app in ("capstone", "bare"):
             command, env, port = start(app, folder / f"{app}.db")
-            with serving(command, port, env, folder):
-                url = f"http://127.0.0.1:{port}"
-                rates[app] = asyncio.run(crud(app, url, args.clients, args.seconds))
+            pid = servers.enter_context(serving(command, port, env, folder))
+            apps[app] = f"http://127.0.0.1:{port}", pid
+        results = asyncio.run(crud(apps, args.clients, args.seconds, args.rounds))
         command, env, port = start("capstone", folder / "logins.db")
-        with serving(command, port, env, folder):
-            p50, p99, logins = asyncio.run(
-                health_under_logins(f"http://127.0.0.1:{port}", args.clients, args.seconds)
-            )
-    print("task CRUD (create, read, change, delete)   requests/s")
-    for app, rate in rates.items():
-        print(f"  {app:10}                                {rate:8.0f}")
-    print(
-        f"  capstone / bare                           {rates['capstone'] / rates['bare']:8.2f}x\n"
-    )
+        servers.enter_context(serving(command, port, env, folder))
+        p50, p99, logins = asyncio.run(
+            health_under_logins(f"http://127.0.0.1:{port}", args.clients, args.seconds)
+        )
+    capstone, bare = results["capstone"], results["bare"]
+    print(f"task CRUD (create, read, change, delete), {args.rounds} rounds of {args.seconds:g} s")
+    print("                     requests/s: median (each round)    app CPU per request")
+    for app, rounds in results.items():
+        rates = " ".join(f"{r.rate:.0f}" for r in rounds)
+        print(f"  {app:17} {median(r.rate for r in rounds):8.0f}   ({rates:15})  {ms(rounds)}")
+    ratios = " ".join(f"{c.rate / b.rate:.2f}" for c, b in zip(capstone, bare, strict=True))
+    rate_ratio = median(c.rate / b.rate for c, b in zip(capstone, bare, strict=True))
+    cpu_ratio = ""
+    if all(r.cpu for r in capstone + bare):
+        cpu_ratio = f"{median(c.cpu / b.cpu for c, b in zip(capstone, bare, strict=True)):.2f}x"  # type: ignore[operator]
+    print(f"  capstone / bare   {rate_ratio:8.2f}x  ({ratios:15})  {cpu_ratio:>10}\n")
     print(f"/health while {args.clients} clients log in ({logins / args.seconds:.0f} logins/s)")
     print(f"  p50 {p50 * 1000:.1f} ms   p99 {p99 * 1000:.1f} ms")
 

@@ -1,12 +1,14 @@
 """The database: an engine built from DATABASE_URL, the schema's migrations, the sessions."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 from alembic import command
 from alembic.config import Config
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
 
@@ -69,7 +71,25 @@ def database_answers(engine: Engine) -> bool:
     return True
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, on the engine the app opened at start-up."""
-    with Session(request.app.state.engine) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request, on the engine the app opened at start-up.
+
+    A new session connects to nothing until its first query, so it is made here, on the
+    event loop. Closing one that still holds a connection (a transaction was begun and not
+    committed) gives the connection back to the pool, which is I/O: a worker thread does
+    that, shielded from cancellation so that the connection always goes back. (As a plain
+    `def`, the dependency would cost two trips to a worker thread on every request.)
+
+    It keeps what it loaded after a commit (expire_on_commit=False): a request's objects are
+    its own for a few milliseconds, and reading each one back after every commit would cost
+    a query and a connection for nothing.
+    """
+    session = Session(request.app.state.engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+        else:
+            session.close()

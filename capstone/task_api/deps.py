@@ -27,14 +27,14 @@ from task_api.services import TaskService
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
+async def get_settings(connection: HTTPConnection) -> Settings:
     return connection.app.state.settings  # type: ignore[no-any-return]
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_rate_limits(connection: HTTPConnection) -> RateLimits:
+async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
     return connection.app.state.rate_limits  # type: ignore[no-any-return]
 
 
@@ -102,7 +102,7 @@ async def limit_registrations(request: Request, limits: RateLimitsDep) -> None:
     )
 
 
-def get_task_repository(session: SessionDep) -> TaskRepository:
+async def get_task_repository(session: SessionDep) -> TaskRepository:
     """Where tasks are kept. Tests swap in another with app.dependency_overrides."""
     return SqlTaskRepository(session)
 
@@ -110,14 +110,14 @@ def get_task_repository(session: SessionDep) -> TaskRepository:
 TaskRepositoryDep = Annotated[TaskRepository, Depends(get_task_repository)]
 
 
-def get_event_broker(connection: HTTPConnection) -> TaskEventBroker:
+async def get_event_broker(connection: HTTPConnection) -> TaskEventBroker:
     return connection.app.state.broker  # type: ignore[no-any-return]
 
 
 EventBrokerDep = Annotated[TaskEventBroker, Depends(get_event_broker)]
 
 
-def get_task_service(
+async def get_task_service(
     repository: TaskRepositoryDep, user: CurrentUser, events: EventBrokerDep
 ) -> TaskService:
     """The caller's tasks, and the rules that go with them."""
@@ -128,7 +128,7 @@ def get_task_service(
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 
 
-def get_agent_model(connection: HTTPConnection) -> Model:
+async def get_agent_model(connection: HTTPConnection) -> Model:
     """The model the app opened at start-up (see main.lifespan); tests may swap in theirs."""
     return connection.app.state.agent_model  # type: ignore[no-any-return]
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import psycopg
 import redis
@@ -208,17 +208,15 @@ TASK_EVENT_RETENTION = timedelta(days=1)
 
 
 class TaskEventBroker:
-    """Each user's task changes: written as rows, announced through the notifier."""
+    """Each user's task changes: rows the repository writes with each change, read here,
+    announced through the notifier."""
 
     def __init__(self, engine: Engine, notifier: Notifier) -> None:
         self.engine = engine
         self.notifier = notifier
 
-    def publish(self, owner_id: int, type: EventType, data: dict[str, Any]) -> None:
-        """Record a change that has been saved, and wake the owner's streams (a worker thread)."""
-        with Session(self.engine) as session:
-            session.add(TaskEvent(owner_id=owner_id, type=type, data=data))
-            session.commit()
+    def wake(self, owner_id: int) -> None:
+        """Wake the owner's streams, in every process: a change and its event were saved."""
         self.notifier.notify(f"tasks:{owner_id}")
 
     def events_after(self, owner_id: int, last_id: int) -> list[TaskEvent]:

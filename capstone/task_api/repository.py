@@ -4,7 +4,8 @@ from typing import Protocol
 
 from sqlmodel import Session, col, select
 
-from task_api.models import MAX_ID, ApiKey, Task, TaskPriority, TaskStatus
+from task_api.events import EventType
+from task_api.models import MAX_ID, ApiKey, Task, TaskEvent, TaskPriority, TaskPublic, TaskStatus
 from task_api.security import api_key_matches, api_key_prefix, looks_like_an_api_key
 
 
@@ -24,7 +25,7 @@ class TaskRepository(Protocol):
 
     def open_titles(self, owner_id: int, exclude_id: int | None) -> list[str]: ...
 
-    def save(self, task: Task) -> Task: ...
+    def save(self, task: Task, event: EventType) -> Task: ...
 
     def delete(self, task: Task) -> None: ...
 
@@ -64,14 +65,21 @@ class SqlTaskRepository:
             query = query.where(Task.id != exclude_id)
         return list(self.session.exec(query).all())
 
-    def save(self, task: Task) -> Task:
+    # A change and the event that tells of it commit together, in one transaction: a live
+    # stream never misses a saved change, nor hears of one that was not saved.
+    def save(self, task: Task, event: EventType) -> Task:
         self.session.add(task)
+        self.session.flush()  # a new task gets its id here, before the event is written
+        data = TaskPublic.model_validate(task).model_dump(mode="json")
+        self.session.add(TaskEvent(owner_id=task.owner_id, type=event, data=data))
         self.session.commit()
-        self.session.refresh(task)
         return task
 
     def delete(self, task: Task) -> None:
         self.session.delete(task)
+        self.session.add(
+            TaskEvent(owner_id=task.owner_id, type="task.deleted", data={"id": task.id})
+        )
         self.session.commit()
 
 

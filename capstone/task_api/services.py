@@ -1,16 +1,8 @@
 """The rules of the task list, whatever keeps the tasks."""
 
 from task_api.errors import DuplicateTask, EmptyUpdate, TaskNotFound
-from task_api.events import EventType, TaskEventBroker
-from task_api.models import (
-    Task,
-    TaskCreate,
-    TaskPriority,
-    TaskPublic,
-    TaskStatus,
-    TaskUpdate,
-    utc_now,
-)
+from task_api.events import TaskEventBroker
+from task_api.models import Task, TaskCreate, TaskPriority, TaskStatus, TaskUpdate, utc_now
 from task_api.repository import TaskRepository
 
 
@@ -42,13 +34,13 @@ class TaskService:
     def create_task(self, data: TaskCreate) -> Task:
         self.check_title_is_free(data.title, data.status)
         task = Task.model_validate(data, update={"owner_id": self.owner_id})
-        return self.announce("task.created", self.repository.save(task))
+        return self.announced(self.repository.save(task, "task.created"))
 
     def replace_task(self, task_id: int, data: TaskCreate) -> Task:
         task = self.get_task(task_id)
         self.check_title_is_free(data.title, data.status, task_id)
         task.sqlmodel_update({**data.model_dump(), "updated_at": utc_now()})
-        return self.announce("task.updated", self.repository.save(task))
+        return self.announced(self.repository.save(task, "task.updated"))
 
     def update_task(self, task_id: int, data: TaskUpdate) -> Task:
         task = self.get_task(task_id)
@@ -59,11 +51,11 @@ class TaskService:
         title, status = changes.get("title", task.title), changes.get("status", task.status)
         self.check_title_is_free(title, status, task_id)
         task.sqlmodel_update({**changes, "updated_at": utc_now()})
-        return self.announce("task.updated", self.repository.save(task))
+        return self.announced(self.repository.save(task, "task.updated"))
 
     def delete_task(self, task_id: int) -> None:
         self.repository.delete(self.get_task(task_id))
-        self.events.publish(self.owner_id, "task.deleted", {"id": task_id})
+        self.events.wake(self.owner_id)
 
     def check_title_is_free(
         self, title: str, status: TaskStatus, task_id: int | None = None
@@ -76,8 +68,7 @@ class TaskService:
         if any(other.casefold() == title.casefold() for other in titles):
             raise DuplicateTask(title)
 
-    def announce(self, type: EventType, task: Task) -> Task:
-        """Tell the owner's open event streams about a change that has been saved."""
-        data = TaskPublic.model_validate(task).model_dump(mode="json")
-        self.events.publish(self.owner_id, type, data)
+    def announced(self, task: Task) -> Task:
+        """The saved task, once the owner's open event streams are woken to read its event."""
+        self.events.wake(self.owner_id)
         return task

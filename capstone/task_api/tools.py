@@ -50,7 +50,7 @@ def tasks_of(ctx: RunContextWrapper[TaskContext], changes: bool = True) -> Itera
     In a background run, the run's fence comes first, in the same transaction as the change.
     """
     context = ctx.context
-    with Session(context.engine) as session:
+    with Session(context.engine, expire_on_commit=False) as session:
         if context.background is not None:
             context.background.fence(session, changes_tasks=changes)
         yield TaskService(SqlTaskRepository(session), context.owner_id, context.events)

@@ -161,15 +161,25 @@ def test_clients_that_vanish_mid_stream_leave_nothing_behind(base_url: str) -> N
     assert api.post("/auth/register", json=account).status_code == 201
     token = api.post("/auth/token", data=account).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
+    body = {"message": "Add a task to buy milk"}
+    socket_url = base_url.replace("http://", "ws://") + "/api/v1/agent/ws"
 
-    for _ in range(10):
-        body = {"message": "Add a task to buy milk"}
-        with httpx.stream(
-            "POST", f"{base_url}/api/v1/agent/chat/stream", json=body, headers=headers
-        ) as reply:
-            lines = reply.iter_lines()
-            while next(lines) != "event: delta":  # the reply has begun ...
-                pass
+    # More clients than the two processes' connection pools hold (2 x 20): were a run to keep
+    # its database connection after its client left, the later requests would wait in vain.
+    for n in range(45):
+        if n % 2:
+            with httpx.stream(
+                "POST", f"{base_url}/api/v1/agent/chat/stream", json=body, headers=headers
+            ) as reply:
+                lines = reply.iter_lines()
+                while next(lines) != "event: delta":  # the reply has begun ...
+                    pass
+        else:
+            with connect(f"{socket_url}?token={token}") as websocket:
+                websocket.send(json.dumps(body))
+                while json.loads(websocket.recv(timeout=30))["event"] != "delta":
+                    pass
+                websocket.close_socket()  # gone, without a closing handshake
         # ... and the client is gone: each run is cancelled, and keeps no half turn.
 
     # The service goes on; by the time this chat is done, a run that had not been cancelled
