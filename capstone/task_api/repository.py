@@ -5,7 +5,16 @@ from typing import Protocol
 from sqlmodel import Session, col, select
 
 from task_api.events import EventType
-from task_api.models import MAX_ID, ApiKey, Task, TaskEvent, TaskPriority, TaskPublic, TaskStatus
+from task_api.models import (
+    MAX_ID,
+    ApiKey,
+    Task,
+    TaskEvent,
+    TaskPriority,
+    TaskPublic,
+    TaskStatus,
+    User,
+)
 from task_api.security import api_key_matches, api_key_prefix, looks_like_an_api_key
 
 
@@ -24,6 +33,8 @@ class TaskRepository(Protocol):
     def get_task(self, owner_id: int, task_id: int) -> Task | None: ...
 
     def open_titles(self, owner_id: int, exclude_id: int | None) -> list[str]: ...
+
+    def lock_owner(self, owner_id: int) -> None: ...
 
     def save(self, task: Task, event: EventType) -> Task: ...
 
@@ -64,6 +75,21 @@ class SqlTaskRepository:
         if exclude_id is not None:
             query = query.where(Task.id != exclude_id)
         return list(self.session.exec(query).all())
+
+    def lock_owner(self, owner_id: int) -> None:
+        """Make the owner's other changes wait until this transaction ends.
+
+        One change at a time per owner keeps two rules when requests and tool calls come at
+        once: no two open tasks share a title, and the owner's events are committed in the
+        order of their ids, so a stream that asks for the ids after the last it saw misses
+        none. On PostgreSQL the owner's row is locked (FOR NO KEY UPDATE: rows that merely
+        refer to it are not held up). SQLite has no row locks, and needs none for the
+        events: it lets one writer in at a time.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        query = select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
+        self.session.exec(query)
 
     # A change and the event that tells of it commit together, in one transaction: a live
     # stream never misses a saved change, nor hears of one that was not saved.

@@ -32,17 +32,21 @@ class TaskService:
         return task
 
     def create_task(self, data: TaskCreate) -> Task:
+        # One change of this user's tasks at a time, from here until it is saved.
+        self.repository.lock_owner(self.owner_id)
         self.check_title_is_free(data.title, data.status)
         task = Task.model_validate(data, update={"owner_id": self.owner_id})
         return self.announced(self.repository.save(task, "task.created"))
 
     def replace_task(self, task_id: int, data: TaskCreate) -> Task:
+        self.repository.lock_owner(self.owner_id)
         task = self.get_task(task_id)
         self.check_title_is_free(data.title, data.status, task_id)
         task.sqlmodel_update({**data.model_dump(), "updated_at": utc_now()})
         return self.announced(self.repository.save(task, "task.updated"))
 
     def update_task(self, task_id: int, data: TaskUpdate) -> Task:
+        self.repository.lock_owner(self.owner_id)
         task = self.get_task(task_id)
         changes = data.model_dump(exclude_unset=True)
         if not changes:
@@ -54,6 +58,7 @@ class TaskService:
         return self.announced(self.repository.save(task, "task.updated"))
 
     def delete_task(self, task_id: int) -> None:
+        self.repository.lock_owner(self.owner_id)
         self.repository.delete(self.get_task(task_id))
         self.events.wake(self.owner_id)
 

@@ -5,12 +5,17 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from conftest import create_user
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, delete
 
 from course_shared.sse import COMMENT, ServerSentEvent, iter_sse
-from task_api.models import TaskEvent
+from task_api.models import TaskCreate, TaskEvent, User
+from task_api.repository import SqlTaskRepository
+from task_api.services import TaskService
 
 
 @pytest.fixture(autouse=True)
@@ -173,6 +178,32 @@ def test_a_disconnected_client_is_unsubscribed(app: FastAPI, client: TestClient)
             break
         client.get("/health")
     assert not listeners[f"tasks:{alice}"]
+
+
+def test_one_users_changes_are_saved_one_at_a_time(
+    fresh_app: FastAPI, engine: Engine, session: Session, user: User
+) -> None:
+    """While one change is being saved, the same user's next one waits: the user's events are
+    committed in the order of their ids, so a stream reading the ids after its last misses none."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: it lets one writer in at a time")
+    assert user.id is not None
+    someone = create_user(session, "someone")
+    assert someone.id is not None
+
+    def tasks_of(owner_id: int, session: Session) -> TaskService:
+        return TaskService(SqlTaskRepository(session), owner_id, fresh_app.state.broker)
+
+    with Session(engine) as first, Session(engine) as second:
+        SqlTaskRepository(first).lock_owner(user.id)  # a change begun, not yet saved
+        second.exec(text("SET LOCAL lock_timeout = '200ms'"))  # type: ignore[call-overload]
+        with pytest.raises(OperationalError, match="lock timeout"):
+            tasks_of(user.id, second).create_task(TaskCreate(title="Waits its turn"))
+        second.rollback()
+
+        tasks_of(someone.id, second).create_task(TaskCreate(title="Someone else's"))  # no wait
+        first.rollback()  # the first change is over: the next one goes through
+        tasks_of(user.id, second).create_task(TaskCreate(title="Waits its turn"))
 
 
 def test_the_stream_needs_a_token(anonymous_client: TestClient) -> None:
