@@ -6,9 +6,10 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-from task_api import models  # noqa: F401  (defines the tables on SQLModel.metadata)
+from task_api import models  # noqa: F401  (they define the tables on SQLModel.metadata)
 from task_api.config import Settings
 from task_api.database import normalize_database_url
+from task_api.runs import models as run_models  # noqa: F401
 
 config = context.config
 # Called by the app (database.migrate) with the URL set; from the command line, read the

@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
-from task_api import api_keys, auth, chat, chat_ws, conversations, runs, tasks
+from task_api import api_keys, auth, chat, chat_ws, conversations, tasks
+from task_api.runs import routes as runs
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(auth.router)

@@ -15,7 +15,6 @@ from task_api.deps import (
     limit_registrations,
 )
 from task_api.errors import (
-    BODY_ERRORS,
     NotAuthenticated,
     TooManyRequests,
     UsernameTaken,
@@ -33,7 +32,7 @@ router = APIRouter(tags=["auth"])
     status_code=201,
     response_model=UserPublic,
     dependencies=[Depends(limit_registrations)],
-    responses=responses(*BODY_ERRORS, UsernameTaken, TooManyRequests),
+    responses=responses(UsernameTaken, TooManyRequests, reads_body=True),
 )
 def register(data: UserCreate, session: SessionDep) -> User:
     """Create an account. The password is stored only as a hash.
@@ -56,7 +55,7 @@ def register(data: UserCreate, session: SessionDep) -> User:
 @router.post(
     "/auth/token",
     dependencies=[Depends(limit_logins)],
-    responses=responses(*BODY_ERRORS, NotAuthenticated, TooManyRequests),
+    responses=responses(NotAuthenticated, TooManyRequests, reads_body=True),
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -99,7 +98,9 @@ def check_password(session: Session, username: str, password: str) -> User | Non
     return user
 
 
-@router.get("/users/me", response_model=UserPublic, responses=responses(NotAuthenticated))
+@router.get(
+    "/users/me", response_model=UserPublic, responses=responses(NotAuthenticated, TooManyRequests)
+)
 def read_me(user: CurrentUser) -> User:
     """The user the token or API key belongs to."""
     return user

@@ -2,16 +2,22 @@
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from agents import Agent, ModelSettings
-from fastapi import APIRouter, Depends
-from fastapi.requests import HTTPConnection
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from fastapi.sse import format_sse_event
 
-from task_api.deps import CurrentUser, EventBrokerDep, SessionDep, SettingsDep, limit_api_calls
+from task_api.agents.turns import (
+    Done,
+    Failed,
+    ToolCalled,
+    ToolOutput,
+    TurnEvent,
+    data_of,
+    run_turn,
+)
+from task_api.deps import AgentsDep, SettingsDep, TurnDep
 from task_api.errors import (
-    BODY_ERRORS,
     AgentRunFailed,
     AgentTimedOut,
     ConversationNotFound,
@@ -19,64 +25,18 @@ from task_api.errors import (
     TooManyRequests,
     responses,
 )
-from task_api.memory import ConversationStore
-from task_api.models import ChatReply, ChatRequest, ToolCall, Usage
-from task_api.streaming import (
-    Done,
-    Failed,
-    ToolCalled,
-    ToolOutput,
-    Turn,
-    TurnEvent,
-    data_of,
-    run_turn,
-)
-from task_api.tools import TaskContext
+from task_api.models import ChatReply, ToolCall, Usage
 
 router = APIRouter(
     prefix="/agent",
     tags=["agent"],
-    dependencies=[Depends(limit_api_calls)],
+    responses=responses(NotAuthenticated, TooManyRequests),
 )
-
-
-def get_agents(connection: HTTPConnection) -> Agent[TaskContext]:
-    """The triage agent and its specialists, built at start-up on the app's model."""
-    return connection.app.state.agents  # type: ignore[no-any-return]
-
-
-AgentsDep = Annotated[Agent[TaskContext], Depends(get_agents)]
-
-
-def start_turn(
-    data: ChatRequest, user: CurrentUser, session: SessionDep, broker: EventBrokerDep
-) -> Turn:
-    """Load the conversation before the answer starts, so that a bad id is a plain 404.
-
-    The turn itself never uses this request's session: the tools, and the saving of the
-    finished turn, each open one of their own, so a long stream holds no connection.
-    """
-    assert user.id is not None
-    history = ConversationStore(session, owner_id=user.id).history(data.session_id)
-    engine = session.get_bind()
-    context = TaskContext(owner_id=user.id, engine=engine, events=broker)  # type: ignore[arg-type]
-    model_settings = ModelSettings(temperature=data.temperature, max_tokens=data.max_output_tokens)
-    return Turn(data.message, data.session_id, history, context, model_settings)
-
-
-TurnDep = Annotated[Turn, Depends(start_turn)]
 
 
 @router.post(
     "/chat",
-    responses=responses(
-        *BODY_ERRORS,
-        NotAuthenticated,
-        ConversationNotFound,
-        TooManyRequests,
-        AgentRunFailed,
-        AgentTimedOut,
-    ),
+    responses=responses(ConversationNotFound, AgentRunFailed, AgentTimedOut, reads_body=True),
 )
 async def chat(turn: TurnDep, agents: AgentsDep, settings: SettingsDep) -> ChatReply:
     """Ask the TaskManager agents to do something with your tasks, in plain words.
@@ -129,10 +89,10 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     responses={
         200: EVENT_STREAM,
         **responses(
-            *BODY_ERRORS,
             NotAuthenticated,
-            ConversationNotFound,
             TooManyRequests,
+            ConversationNotFound,
+            reads_body=True,
             streaming=True,
         ),
     },
@@ -156,12 +116,12 @@ async def chat_stream(
 
 
 def encode_event(event: TurnEvent) -> bytes:
-    """One Server-Sent Event: `event: <name>` and its data as one line of JSON.
+    """One Server-Sent Event: `event: <name>` and its data as one line of JSON, written by the
+    function EventSourceResponse uses for the long-lived streams.
 
-    A chat's events go out through a plain StreamingResponse: `fastapi.sse` would run two
-    tasks and two queues per stream to interleave keep-alive pings, several times the cost
+    A chat's events go out through a plain StreamingResponse: EventSourceResponse would run
+    two tasks and two queues per stream to interleave keep-alive pings, several times the cost
     of each event, and a chat ends within AGENT_TIMEOUT_SECONDS anyway. The long-lived
     streams (/tasks/events, /runs/{id}/events) keep EventSourceResponse and its pings.
     """
-    data = json.dumps(data_of(event))
-    return f"event: {event.event}\ndata: {data}\n\n".encode()
+    return format_sse_event(event=event.type, data_str=json.dumps(data_of(event)))

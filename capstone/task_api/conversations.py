@@ -2,17 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from task_api.deps import CurrentUser, SessionDep, limit_api_calls
+from task_api.deps import ConversationsDep
 from task_api.errors import (
-    BODY_ERRORS,
     ConversationNotFound,
     NotAuthenticated,
     TooManyRequests,
     responses,
 )
-from task_api.memory import ConversationStore
 from task_api.models import (
     CONVERSATION_ID,
     Conversation,
@@ -24,18 +22,9 @@ from task_api.models import (
 router = APIRouter(
     prefix="/conversations",
     tags=["conversations"],
-    dependencies=[Depends(limit_api_calls)],
     responses=responses(NotAuthenticated, TooManyRequests),
 )
 ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID)]
-
-
-def conversations_of(user: CurrentUser, session: SessionDep) -> ConversationStore:
-    assert user.id is not None
-    return ConversationStore(session, owner_id=user.id)
-
-
-ConversationsDep = Annotated[ConversationStore, Depends(conversations_of)]
 
 
 @router.get("", response_model=list[ConversationPublic])
@@ -63,7 +52,7 @@ def read_conversation(
 @router.patch(
     "/{conversation_id}",
     response_model=ConversationPublic,
-    responses=responses(*BODY_ERRORS, ConversationNotFound),
+    responses=responses(ConversationNotFound, reads_body=True),
 )
 def rename_conversation(
     conversation_id: ConversationId, data: ConversationRename, conversations: ConversationsDep

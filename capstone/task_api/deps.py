@@ -1,24 +1,35 @@
 """The dependencies routes ask for, each under a short name: `session: SessionDep`.
 
-Everything a request needs that lives longer than it (the settings, the engine, the model,
-the event broker, the rate limits) was built by the app's lifespan and waits on `app.state`.
+Everything a request needs that lives longer than it (the settings, the engine, the agents,
+the event broker, the run queue, the rate limits) was built by the app's lifespan and waits
+on `app.state`. Those dependencies are `async def`: they only read `app.state`, and a plain
+`def` would cost a trip to a worker thread for it.
 """
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from agents import Model
-from fastapi import Depends, Request
+from agents import Agent, ModelSettings
+from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from task_api.agents.tools import TaskContext
+from task_api.agents.turns import Turn, start_turn
 from task_api.config import Settings
 from task_api.database import get_session
 from task_api.errors import NotAuthenticated
-from task_api.events import TaskEventBroker
-from task_api.models import User
+from task_api.events import TaskEventBroker, parse_event_id
+from task_api.memory import ConversationStore
+from task_api.models import ChatRequest, User
 from task_api.rate_limit import RateLimits
-from task_api.repository import ApiKeyRepository, SqlTaskRepository, TaskRepository
+from task_api.repository import ApiKeyRepository, TaskRepository
+from task_api.runs.models import AgentRun
+from task_api.runs.queue import RunQueue
+from task_api.runs.service import RunService
 from task_api.security import read_user_id
 from task_api.services import TaskService
 
@@ -49,39 +60,41 @@ ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]
 
 
 def authenticate(
-    session: Session, settings: Settings, token: str | None, api_key: str | None
+    engine: Engine, settings: Settings, token: str | None, api_key: str | None
 ) -> User:
-    """The user a bearer token was issued to, or whose API key this is; 401 for anything else."""
+    """The user a bearer token was issued to, or whose API key this is; 401 for anything else.
+
+    The one way credentials become a user, for every transport: a request, an event stream, a
+    WebSocket (at connect, before each turn, and on a timer). Blocking (one query, on a
+    session of its own, closed at once): call it in a thread.
+    """
     if token is None and api_key is None:
         raise NotAuthenticated("Not authenticated")
-    if token is not None:
-        user_id = read_user_id(token, settings)
-    else:
-        assert api_key is not None
-        user_id = ApiKeyRepository(session).owner_of(api_key)
-    user = session.get(User, user_id) if user_id is not None else None
+    with Session(engine) as session:
+        if token is not None:
+            user_id = read_user_id(token, settings)
+        else:
+            assert api_key is not None
+            user_id = ApiKeyRepository(session).owner_of(api_key)
+        user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise NotAuthenticated("Could not validate credentials")
     return user
 
 
-def get_current_user(
-    token: TokenDep, api_key: ApiKeyDep, session: SessionDep, settings: SettingsDep
+async def get_current_user(
+    connection: HTTPConnection, token: TokenDep, api_key: ApiKeyDep, limits: RateLimitsDep
 ) -> User:
-    """The caller, by the token or the key the request carries."""
-    user = authenticate(session, settings, token, api_key)
-    # Give the connection back to the pool now; the user stays readable. A chat then waits
-    # seconds for the model, and a connection held by every waiting chat would drain the pool.
-    session.close()
+    """The caller, by the token or the key the request carries; the call counts against their
+    rate limit. Every protected route depends on this, so every one of them is limited."""
+    state = connection.app.state
+    user = await run_in_threadpool(authenticate, state.engine, state.settings, token, api_key)
+    assert user.id is not None
+    await limits.hit_user(user.id)
     return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
-
-
-async def limit_api_calls(user: CurrentUser, limits: RateLimitsDep) -> None:
-    """Count this call against the caller's limit: per user, from whatever address."""
-    await limits.hit(limits.settings.rate_limit_api, f"user:{user.id}", "api")
 
 
 def client_address(request: Request) -> str:
@@ -103,8 +116,8 @@ async def limit_registrations(request: Request, limits: RateLimitsDep) -> None:
 
 
 async def get_task_repository(session: SessionDep) -> TaskRepository:
-    """Where tasks are kept. Tests swap in another with app.dependency_overrides."""
-    return SqlTaskRepository(session)
+    """Where tasks are kept, through this request's session."""
+    return TaskRepository(session)
 
 
 TaskRepositoryDep = Annotated[TaskRepository, Depends(get_task_repository)]
@@ -128,9 +141,86 @@ async def get_task_service(
 TaskServiceDep = Annotated[TaskService, Depends(get_task_service)]
 
 
-async def get_agent_model(connection: HTTPConnection) -> Model:
-    """The model the app opened at start-up (see main.lifespan); tests may swap in theirs."""
-    return connection.app.state.agent_model  # type: ignore[no-any-return]
+@dataclass
+class TaskEventsStart:
+    """Where a client's task stream begins: after the event it saw last, or after now."""
+
+    owner_id: int
+    after_id: int
+    resync: bool  # it missed more than is kept: it should reload the list
 
 
-AgentModelDep = Annotated[Model, Depends(get_agent_model)]
+async def start_task_events(
+    user: CurrentUser,
+    broker: EventBrokerDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> TaskEventsStart:
+    """Found before the response begins: no change made after the client sees the
+    response start can slip past."""
+    assert user.id is not None
+    oldest, newest = await run_in_threadpool(broker.id_range)
+    seen = parse_event_id(last_event_id)
+    if seen is None:
+        return TaskEventsStart(user.id, newest, resync=False)
+    if not oldest - 1 <= seen <= newest:  # purged since, or from before a reset
+        return TaskEventsStart(user.id, newest, resync=True)
+    return TaskEventsStart(user.id, seen, resync=False)
+
+
+TaskEventsStartDep = Annotated[TaskEventsStart, Depends(start_task_events)]
+
+
+async def get_conversations(user: CurrentUser, session: SessionDep) -> ConversationStore:
+    """The caller's conversations with the agents."""
+    assert user.id is not None
+    return ConversationStore(session, owner_id=user.id)
+
+
+ConversationsDep = Annotated[ConversationStore, Depends(get_conversations)]
+
+
+async def get_agents(connection: HTTPConnection) -> Agent[TaskContext]:
+    """The triage agent and its specialists, built at start-up on the app's model."""
+    return connection.app.state.agents  # type: ignore[no-any-return]
+
+
+AgentsDep = Annotated[Agent[TaskContext], Depends(get_agents)]
+
+
+async def get_turn(data: ChatRequest, user: CurrentUser, broker: EventBrokerDep) -> Turn:
+    """The turn the request asks for, its conversation loaded before the answer starts, so
+    that a bad id is a plain 404. The turn holds no database connection while it runs."""
+    assert user.id is not None
+    model_settings = ModelSettings(temperature=data.temperature, max_tokens=data.max_output_tokens)
+    return await run_in_threadpool(
+        start_turn, broker.engine, broker, user.id, data.message, data.session_id, model_settings
+    )
+
+
+TurnDep = Annotated[Turn, Depends(get_turn)]
+
+
+async def get_run_queue(connection: HTTPConnection) -> RunQueue:
+    return connection.app.state.run_queue  # type: ignore[no-any-return]
+
+
+RunQueueDep = Annotated[RunQueue, Depends(get_run_queue)]
+
+
+async def get_run_service(
+    queue: RunQueueDep, user: CurrentUser, settings: SettingsDep
+) -> RunService:
+    """The caller's background runs, and the rules that go with them."""
+    assert user.id is not None
+    return RunService(queue, owner_id=user.id, settings=settings)
+
+
+RunServiceDep = Annotated[RunService, Depends(get_run_service)]
+
+
+async def find_run(run_id: int, runs: RunServiceDep) -> AgentRun:
+    """The caller's run, found before a stream begins: someone else's is a plain 404."""
+    return await run_in_threadpool(runs.get_run, run_id)
+
+
+RunDep = Annotated[AgentRun, Depends(find_run)]

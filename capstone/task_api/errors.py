@@ -42,6 +42,7 @@ class AppError(Exception):
 class NotAuthenticated(AppError):
     status_code = 401
     description = "Missing or invalid credentials: a bearer token or an X-API-Key"
+    close_code = 1008  # a WebSocket's: policy violation
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -120,21 +121,22 @@ class WebhookRefused(AppError):
 
 class DatabaseUnavailable(AppError):
     status_code = 503
-    description = "The database does not answer"
+    description = "The database does not answer; the Retry-After header says when to try again"
+
+    def __init__(self, detail: str = "The database does not answer") -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": "5"}
 
 
-class UnreadableBody(AppError):
+class BadMessage(AppError):
+    """A WebSocket message that is not a turn: the socket closes with `close_code`."""
+
     status_code = 400
-    description = "The body could not be read (not UTF-8, or not what Content-Type says)"
+    description = "The WebSocket message is not a turn"
 
-
-class BodyTooLarge(AppError):
-    status_code = 413
-    description = "The body is larger than MAX_BODY_BYTES"
-
-
-# Every route that reads a body may also answer these: its `responses=` lists them first.
-BODY_ERRORS = (UnreadableBody, BodyTooLarge)
+    def __init__(self, detail: str, close_code: int) -> None:
+        super().__init__(detail)
+        self.close_code = close_code
 
 
 class AgentRunFailed(AppError):
@@ -147,31 +149,44 @@ class AgentTimedOut(AgentRunFailed):
     description = "The model took longer than allowed"
 
 
-def responses(*errors: type[AppError], streaming: bool = False) -> dict[int | str, Any]:
-    """The OpenAPI `responses=` for these errors.
+# FastAPI answers these itself, for every route that reads a body.
+BODY_ERRORS = {
+    400: "The body could not be read (not UTF-8, or not what Content-Type says)",
+    413: "The body is larger than MAX_BODY_BYTES",
+}
+
+
+def responses(
+    *errors: type[AppError], reads_body: bool = False, streaming: bool = False
+) -> dict[int | str, Any]:
+    """The OpenAPI `responses=` for these errors; with `reads_body`, FastAPI's own 400 and 413
+    first.
 
     `streaming`: the route streams its 200 (`text/event-stream`), and FastAPI would show a
     `model` in that media type; a stream's errors come before it starts, as JSON.
     """
+    described = list(BODY_ERRORS.items()) if reads_body else []
+    described += [(error.status_code, error.description) for error in errors]
     documented: dict[int | str, Any] = {}
-    for error in errors:
-        if error.status_code in documented:  # two errors, one status: name both
-            documented[error.status_code]["description"] += f"; {error.description.lower()}"
+    for status_code, description in described:
+        if status_code in documented:  # two errors, one status: name both
+            documented[status_code]["description"] += f"; {description.lower()}"
             continue
-        documented[error.status_code] = {"description": error.description}
+        documented[status_code] = {"description": description}
         if streaming:
             schema = {"$ref": "#/components/schemas/ErrorMessage"}
-            documented[error.status_code]["content"] = {"application/json": {"schema": schema}}
+            documented[status_code]["content"] = {"application/json": {"schema": schema}}
         else:
-            documented[error.status_code]["model"] = ErrorMessage
+            documented[status_code]["model"] = ErrorMessage
     return documented
 
 
 def error_response(
-    status: int, detail: Any, headers: dict[str, str] | None = None
+    status_code: int, detail: Any, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """The body of every error the API answers, `{"detail", "request_id"}`: made here only."""
     body = {"detail": detail, "request_id": correlation_id.get() or ""}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 # A client fixing its request needs the first few problems, not thousands of them.
@@ -196,7 +211,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def handle_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
-        """FastAPI's own errors: no such route (404), method (405), a body too large (413)."""
+        """FastAPI's own errors: no such route (404) or method (405), a body it cannot read
+        (400) or that is too large (413)."""
         return error_response(exc.status_code, exc.detail, exc.headers)
 
     @app.exception_handler(OperationalError)
@@ -204,7 +220,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         """The database went away, or is too busy to answer: 503, and the client may retry."""
         logger.error("database unavailable: %s", type(exc.orig).__name__, exc_info=exc)
-        return error_response(503, "The database does not answer", {"Retry-After": "5"})
+        return await handle_app_error(request, DatabaseUnavailable())
 
     @app.exception_handler(Exception)
     async def handle_anything_else(request: Request, exc: Exception) -> JSONResponse:
@@ -213,15 +229,3 @@ def install_error_handlers(app: FastAPI) -> None:
         # X-Request-ID on every other response: set it here.
         request_id = {"X-Request-ID": correlation_id.get() or ""}
         return error_response(500, "Internal server error", request_id)
-
-
-class StopRun(Exception):
-    """A background run must stop: it was cancelled, or is no longer this worker's."""
-
-
-class LeaseLost(StopRun):
-    """The run's lease ran out and it was taken up again: this worker must not write."""
-
-
-class CancelRequested(StopRun):
-    """Someone asked to cancel the run: it stops at this step."""

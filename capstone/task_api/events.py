@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from enum import StrEnum
 
 import psycopg
 import redis
@@ -37,7 +37,28 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 CHANNEL = "task_api_events"
 
-EventType = Literal["task.created", "task.updated", "task.deleted"]
+
+class TaskEventType(StrEnum):
+    """The names of the events on a user's task stream (GET /tasks/events)."""
+
+    CREATED = "task.created"
+    UPDATED = "task.updated"
+    DELETED = "task.deleted"
+    RESYNC = "task.resync"  # the client missed more than is kept: reload the list
+
+
+class AgentEventType(StrEnum):
+    """The names of the events of an agent turn: on the chat stream, the WebSocket, and (with
+    PROGRESS and STATUS) a background run's stream."""
+
+    AGENT = "agent"
+    TOOL_CALL = "tool_call"
+    TOOL_OUTPUT = "tool_output"
+    DELTA = "delta"
+    DONE = "done"
+    ERROR = "error"
+    PROGRESS = "progress"  # background runs only
+    STATUS = "status"  # background runs only
 
 
 def parse_event_id(value: str | None) -> int | None:

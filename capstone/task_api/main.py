@@ -20,7 +20,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from task_api import api
-from task_api.agent import build_agents
+from task_api.agents.provider import open_model
+from task_api.agents.team import build_agents
 from task_api.config import Settings, read_settings
 from task_api.database import create_db_engine, database_answers, migrate
 from task_api.errors import (
@@ -31,10 +32,9 @@ from task_api.errors import (
 )
 from task_api.events import TaskEventBroker, open_notifier
 from task_api.logs import AccessLog, configure_logging
-from task_api.providers import open_model
 from task_api.rate_limit import RateLimits
-from task_api.run_queue import RunQueue
-from task_api.worker import running_worker
+from task_api.runs.queue import RunQueue
+from task_api.runs.worker import running_worker
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +55,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.rate_limits = RateLimits(settings)
         app.state.broker = TaskEventBroker(engine, notifier)
         app.state.run_queue = RunQueue(engine, notifier, settings.run_lease_seconds)
-        app.state.agent_model = model
         app.state.agents = build_agents(model)
         app.state.worker = None
         if settings.runs_in_process:
-            run_agents = build_agents(model, background=True)
             app.state.worker = await resources.enter_async_context(
-                running_worker(settings, engine, app.state.run_queue, app.state.broker, run_agents)
+                running_worker(
+                    settings, engine, app.state.run_queue, app.state.broker, app.state.agents
+                )
             )
         yield
     engine.dispose()
@@ -162,7 +162,7 @@ async def read_health() -> dict[str, str]:
 async def read_ready(request: Request) -> dict[str, str]:
     """Ready for traffic: the database answers. A load balancer sends requests only then."""
     if not await run_in_threadpool(database_answers, request.app.state.engine):
-        raise DatabaseUnavailable("The database does not answer")
+        raise DatabaseUnavailable()
     return {"status": "ready"}
 
 

@@ -48,6 +48,11 @@ class RateLimits:
         except RedisError as error:
             logger.warning("rate limits not counted, Redis failed: %s", type(error).__name__)
 
+    async def hit_user(self, user_id: int) -> None:
+        """Count one call to the API against the user's limit (RATE_LIMIT_API), from
+        whatever address and over whichever transport: a request, a WebSocket turn."""
+        await self.hit(self.settings.rate_limit_api, f"user:{user_id}", "api")
+
     async def refuse_if_spent(self, limits: str, *keys: str) -> None:
         """429 when any of `limits` is already spent, without counting this request."""
         try:
@@ -57,9 +62,6 @@ class RateLimits:
                     raise TooManyRequests(str(limit), max(1, math.ceil(reset_at - time.time())))
         except RedisError as error:
             logger.warning("rate limits not checked, Redis failed: %s", type(error).__name__)
-
-    async def reset(self) -> None:
-        await self.storage.reset()
 
 
 def failed_login_keys(username: str) -> tuple[str, str]:

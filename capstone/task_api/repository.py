@@ -1,10 +1,8 @@
 """Where tasks and API keys are kept: the module that talks to the database about them."""
 
-from typing import Protocol
-
 from sqlmodel import Session, col, select
 
-from task_api.events import EventType
+from task_api.events import TaskEventType
 from task_api.models import (
     MAX_ID,
     ApiKey,
@@ -18,30 +16,7 @@ from task_api.models import (
 from task_api.security import api_key_matches, api_key_prefix, looks_like_an_api_key
 
 
-class TaskRepository(Protocol):
-    """What the service needs from a store of tasks. Any class with these methods will do."""
-
-    def list_tasks(
-        self,
-        owner_id: int,
-        status: TaskStatus | None,
-        priority: TaskPriority | None,
-        limit: int,
-        offset: int,
-    ) -> list[Task]: ...
-
-    def get_task(self, owner_id: int, task_id: int) -> Task | None: ...
-
-    def open_titles(self, owner_id: int, exclude_id: int | None) -> list[str]: ...
-
-    def lock_owner(self, owner_id: int) -> None: ...
-
-    def save(self, task: Task, event: EventType) -> Task: ...
-
-    def delete(self, task: Task) -> None: ...
-
-
-class SqlTaskRepository:
+class TaskRepository:
     """Tasks in the SQL database, through this request's session."""
 
     def __init__(self, session: Session) -> None:
@@ -93,7 +68,7 @@ class SqlTaskRepository:
 
     # A change and the event that tells of it commit together, in one transaction: a live
     # stream never misses a saved change, nor hears of one that was not saved.
-    def save(self, task: Task, event: EventType) -> Task:
+    def save(self, task: Task, event: TaskEventType) -> Task:
         self.session.add(task)
         self.session.flush()  # a new task gets its id here, before the event is written
         data = TaskPublic.model_validate(task).model_dump(mode="json")
@@ -104,7 +79,7 @@ class SqlTaskRepository:
     def delete(self, task: Task) -> None:
         self.session.delete(task)
         self.session.add(
-            TaskEvent(owner_id=task.owner_id, type="task.deleted", data={"id": task.id})
+            TaskEvent(owner_id=task.owner_id, type=TaskEventType.DELETED, data={"id": task.id})
         )
         self.session.commit()
 

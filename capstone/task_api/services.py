@@ -1,7 +1,7 @@
 """The rules of the task list, whatever keeps the tasks."""
 
 from task_api.errors import DuplicateTask, EmptyUpdate, TaskNotFound
-from task_api.events import TaskEventBroker
+from task_api.events import TaskEventBroker, TaskEventType
 from task_api.models import Task, TaskCreate, TaskPriority, TaskStatus, TaskUpdate, utc_now
 from task_api.repository import TaskRepository
 
@@ -36,14 +36,14 @@ class TaskService:
         self.repository.lock_owner(self.owner_id)
         self.check_title_is_free(data.title, data.status)
         task = Task.model_validate(data, update={"owner_id": self.owner_id})
-        return self.announced(self.repository.save(task, "task.created"))
+        return self.announced(self.repository.save(task, TaskEventType.CREATED))
 
     def replace_task(self, task_id: int, data: TaskCreate) -> Task:
         self.repository.lock_owner(self.owner_id)
         task = self.get_task(task_id)
         self.check_title_is_free(data.title, data.status, task_id)
         task.sqlmodel_update({**data.model_dump(), "updated_at": utc_now()})
-        return self.announced(self.repository.save(task, "task.updated"))
+        return self.announced(self.repository.save(task, TaskEventType.UPDATED))
 
     def update_task(self, task_id: int, data: TaskUpdate) -> Task:
         self.repository.lock_owner(self.owner_id)
@@ -55,7 +55,7 @@ class TaskService:
         title, status = changes.get("title", task.title), changes.get("status", task.status)
         self.check_title_is_free(title, status, task_id)
         task.sqlmodel_update({**changes, "updated_at": utc_now()})
-        return self.announced(self.repository.save(task, "task.updated"))
+        return self.announced(self.repository.save(task, TaskEventType.UPDATED))
 
     def delete_task(self, task_id: int) -> None:
         self.repository.lock_owner(self.owner_id)

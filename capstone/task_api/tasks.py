@@ -1,14 +1,12 @@
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from task_api.deps import CurrentUser, EventBrokerDep, TaskServiceDep, limit_api_calls
+from task_api.deps import EventBrokerDep, TaskEventsStartDep, TaskServiceDep
 from task_api.errors import (
-    BODY_ERRORS,
     DuplicateTask,
     EmptyUpdate,
     NotAuthenticated,
@@ -16,15 +14,14 @@ from task_api.errors import (
     TooManyRequests,
     responses,
 )
-from task_api.events import parse_event_id
+from task_api.events import TaskEventType
 from task_api.models import Task, TaskCreate, TaskPriority, TaskPublic, TaskStatus, TaskUpdate
 
-# Every route here needs a token or an API key (get_task_service depends on
-# get_current_user), and counts against the caller's rate limit.
+# Every route here needs a token or an API key, and counts against the caller's rate limit:
+# get_task_service depends on get_current_user.
 router = APIRouter(
     prefix="/tasks",
     tags=["tasks"],
-    dependencies=[Depends(limit_api_calls)],
     responses=responses(NotAuthenticated, TooManyRequests),
 )
 
@@ -41,39 +38,13 @@ def list_tasks(
     return service.list_tasks(status=status, priority=priority, limit=limit, offset=offset)
 
 
-@dataclass
-class EventsStart:
-    """Where a client's task stream begins: after the event it saw last, or after now."""
-
-    owner_id: int
-    after_id: int
-    resync: bool  # it missed more than is kept: it should reload the list
-
-
-def start_task_events(
-    user: CurrentUser,
-    broker: EventBrokerDep,
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> EventsStart:
-    """Found before the response begins: no change made after the client sees the
-    response start can slip past."""
-    assert user.id is not None
-    oldest, newest = broker.id_range()
-    seen = parse_event_id(last_event_id)
-    if seen is None:
-        return EventsStart(user.id, newest, resync=False)
-    if not oldest - 1 <= seen <= newest:  # purged since, or from before a reset
-        return EventsStart(user.id, newest, resync=True)
-    return EventsStart(user.id, seen, resync=False)
-
-
 @router.get(
     "/events",
     response_class=EventSourceResponse,
     responses=responses(NotAuthenticated, TooManyRequests, streaming=True),
 )
 async def stream_task_events(
-    start: Annotated[EventsStart, Depends(start_task_events)], broker: EventBrokerDep
+    start: TaskEventsStartDep, broker: EventBrokerDep
 ) -> AsyncIterator[ServerSentEvent]:
     """Your task changes as Server-Sent Events: `task.created`, `task.updated`, `task.deleted`.
 
@@ -82,7 +53,7 @@ async def stream_task_events(
     every process of the service, whichever one this stream is connected to.
     """
     if start.resync:
-        yield ServerSentEvent(event="task.resync", data={"detail": "Reload GET /tasks"})
+        yield ServerSentEvent(event=TaskEventType.RESYNC, data={"detail": "Reload GET /tasks"})
     seen = start.after_id
     with broker.notifier.listening(f"tasks:{start.owner_id}") as signal:
         while True:
@@ -96,7 +67,7 @@ async def stream_task_events(
     "",
     status_code=201,
     response_model=TaskPublic,
-    responses=responses(*BODY_ERRORS, DuplicateTask),
+    responses=responses(DuplicateTask, reads_body=True),
 )
 def create_task(data: TaskCreate, response: Response, service: TaskServiceDep) -> Task:
     """Create a task. The `Location` header holds its URL."""
@@ -114,7 +85,7 @@ def read_task(task_id: int, service: TaskServiceDep) -> Task:
 @router.put(
     "/{task_id}",
     response_model=TaskPublic,
-    responses=responses(*BODY_ERRORS, TaskNotFound, DuplicateTask),
+    responses=responses(TaskNotFound, DuplicateTask, reads_body=True),
 )
 def replace_task(task_id: int, data: TaskCreate, service: TaskServiceDep) -> Task:
     """Replace a task: fields left out go back to their defaults."""
@@ -124,7 +95,7 @@ def replace_task(task_id: int, data: TaskCreate, service: TaskServiceDep) -> Tas
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
-    responses=responses(*BODY_ERRORS, EmptyUpdate, TaskNotFound, DuplicateTask),
+    responses=responses(EmptyUpdate, TaskNotFound, DuplicateTask, reads_body=True),
 )
 def update_task(task_id: int, data: TaskUpdate, service: TaskServiceDep) -> Task:
     """Change some fields of a task and keep the rest."""

@@ -19,17 +19,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session, SQLModel
 
-from task_api.agent import build_agents
-from task_api.chat import get_agents
+from task_api.agents.provider import open_model
+from task_api.agents.team import build_agents
+from task_api.agents.tools import TaskContext
 from task_api.config import Settings
 from task_api.database import create_db_engine, migrate
-from task_api.deps import get_settings
+from task_api.deps import get_agents, get_settings
 from task_api.main import create_app
 from task_api.models import User
-from task_api.providers import open_model
 from task_api.rate_limit import RateLimits
 from task_api.security import create_access_token, hash_password
-from task_api.tools import TaskContext
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 # The tests build their settings themselves: your shell's settings must not slip in.

@@ -15,10 +15,10 @@ from sqlmodel import Session, select
 from course_shared.offline_model import OfflineModel
 from course_shared.openai_standin import MISBEHAVIOURS, Misbehaviour, StandinConfig, run_standin
 from course_shared.sse import ServerSentEvent, iter_sse, parse_sse
-from task_api.agent import OFFLINE_ROUTES
+from task_api.agents.provider import OFFLINE_ROUTES
+from task_api.agents.turns import MAX_TURNS
 from task_api.config import Settings
 from task_api.models import TaskEvent
-from task_api.streaming import MAX_TURNS
 
 UseModel = Callable[[Model], None]
 UseProvider = Callable[[Settings], None]
@@ -322,7 +322,7 @@ def test_a_model_that_fails_in_any_way_is_an_error_event_logged_once(
 
     assert events[-1].event == "error"
     assert events[-1].json() == {"detail": "The model's answer could not be used", "status": 502}
-    [record] = [r for r in caplog.records if r.name == "task_api.streaming"]
+    [record] = [r for r in caplog.records if r.name == "task_api.agents.turns"]
     assert record.exc_info is not None and isinstance(record.exc_info[1], OverflowError)
 
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from course_shared.offline_model import OfflineModel
-from task_api.agent import OFFLINE_ROUTES
+from task_api.agents.provider import OFFLINE_ROUTES
 from task_api.config import Settings
 from task_api.models import User
 
@@ -33,6 +33,12 @@ def turn(websocket: Any, message: str, **options: Any) -> list[dict[str, Any]]:
             return events
 
 
+def log_in(websocket: Any, **credentials: str) -> Any:
+    """The first message: the credentials (never in the URL)."""
+    websocket.send_json(credentials)
+    return websocket
+
+
 def closed_with(websocket: Any) -> int:
     with pytest.raises(WebSocketDisconnect) as closed:
         websocket.receive_json()
@@ -42,7 +48,8 @@ def closed_with(websocket: Any) -> int:
 def test_a_turn_streams_the_same_events_as_the_sse_route(
     service_client: TestClient, user: User, settings: Settings
 ) -> None:
-    with service_client.websocket_connect(f"{URL}?token={token_of(user, settings)}") as websocket:
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, token=token_of(user, settings))
         events = turn(websocket, "Add a task to buy milk")
 
     names = [e["event"] for e in events]
@@ -56,7 +63,8 @@ def test_a_turn_streams_the_same_events_as_the_sse_route(
 def test_many_turns_on_one_connection_share_the_conversation(
     service_client: TestClient, client: TestClient, user: User, settings: Settings
 ) -> None:
-    with service_client.websocket_connect(f"{URL}?token={token_of(user, settings)}") as websocket:
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, token=token_of(user, settings))
         first = turn(websocket, "Add a task to buy milk")[-1]["data"]
         second = turn(websocket, "Mark it done")[-1]["data"]
 
@@ -70,21 +78,61 @@ def test_an_api_key_in_the_first_message_logs_in(
     key = client.post("/api-keys", json={"name": "ws"}).json()["key"]
 
     with service_client.websocket_connect(URL) as websocket:
-        websocket.send_json({"api_key": key})
+        log_in(websocket, api_key=key)
         events = turn(websocket, "What is still pending?")
 
     assert events[-1]["event"] == "done"
 
 
 @pytest.mark.parametrize(
-    "query",
-    ["", "?token=garbage", "?api_key=tm_made_up", "?token="],
+    "first",
+    [
+        {"token": "garbage"},
+        {"token": ""},
+        {"api_key": "tm_made_up"},
+        {"api_key": "tm_" + "\x00" * 43},  # refused before it reaches a query
+        {"token": 42},
+        {"message": "hello"},  # a turn, before any credentials
+    ],
 )
-def test_bad_credentials_close_with_1008(service_client: TestClient, query: str) -> None:
-    with service_client.websocket_connect(URL + query) as websocket:
-        if not query:
-            websocket.send_json({"token": "garbage"})
+def test_bad_credentials_close_with_1008(service_client: TestClient, first: Any) -> None:
+    with service_client.websocket_connect(URL) as websocket:
+        websocket.send_json(first)
         assert closed_with(websocket) == 1008
+
+
+def test_a_token_in_the_url_is_not_read(
+    service_client: TestClient, user: User, settings: Settings
+) -> None:
+    with service_client.websocket_connect(f"{URL}?token={token_of(user, settings)}") as websocket:
+        websocket.send_json({"message": "hello"})
+        assert closed_with(websocket) == 1008
+
+
+def test_a_revoked_key_ends_the_connection_before_the_next_turn(
+    service_client: TestClient, client: TestClient
+) -> None:
+    key = client.post("/api-keys", json={"name": "ws"}).json()
+
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, api_key=key["key"])
+        assert turn(websocket, "hello")[-1]["event"] == "done"
+        client.delete(f"/api-keys/{key['id']}")
+        websocket.send_json({"message": "What is still pending?"})
+        assert closed_with(websocket) == 1008
+
+
+def test_a_revoked_key_ends_an_idle_connection(
+    service_client: TestClient, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("task_api.chat_ws.CREDENTIALS_RECHECK_SECONDS", 0.05)
+    key = client.post("/api-keys", json={"name": "ws"}).json()
+
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, api_key=key["key"])
+        assert turn(websocket, "hello")[-1]["event"] == "done"
+        client.delete(f"/api-keys/{key['id']}")
+        assert closed_with(websocket) == 1008  # without a word from the client
 
 
 @pytest.mark.parametrize(
@@ -101,7 +149,8 @@ def test_bad_credentials_close_with_1008(service_client: TestClient, query: str)
 def test_a_bad_message_closes_with_its_code(
     service_client: TestClient, user: User, settings: Settings, send: Any, code: int
 ) -> None:
-    with service_client.websocket_connect(f"{URL}?token={token_of(user, settings)}") as websocket:
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, token=token_of(user, settings))
         send(websocket)
         assert closed_with(websocket) == code
 
@@ -113,8 +162,9 @@ def test_someone_elses_conversation_is_an_error_event(
     bob = other_client.get("/users/me").json()
 
     with service_client.websocket_connect(URL) as websocket:
-        websocket.send_json(
-            {"token": token_of(User(id=bob["id"], username="bob", hashed_password=""), settings)}
+        log_in(
+            websocket,
+            token=token_of(User(id=bob["id"], username="bob", hashed_password=""), settings),
         )
         events = turn(websocket, "What did alice say?", session_id=alices)
 
@@ -129,7 +179,8 @@ def test_a_client_that_goes_away_cancels_its_turn(
     model = PausingModel(OfflineModel(routes=OFFLINE_ROUTES), pause_at=1)
     use_model(model)
 
-    with service_client.websocket_connect(f"{URL}?token={token_of(user, settings)}") as websocket:
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, token=token_of(user, settings))
         websocket.send_json({"message": "hello"})
         assert websocket.receive_json()["event"] == "agent"
         assert model.waiting.wait(timeout=10)
@@ -146,7 +197,8 @@ def test_a_turn_counts_against_the_api_limit(
         settings.model_copy(update={"rate_limit_api": "1/minute"})
     )
 
-    with service_client.websocket_connect(f"{URL}?token={token_of(user, settings)}") as websocket:
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, token=token_of(user, settings))
         assert turn(websocket, "hello")[-1]["event"] == "done"
         refused = turn(websocket, "hello again")
 

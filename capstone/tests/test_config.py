@@ -1,5 +1,6 @@
 """The settings: defaults, sources, secrets that never print, and the production guard."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,24 @@ def test_importing_the_app_module_reads_no_settings(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stderr
+
+
+SETTINGS = {name.upper() for name in Settings.model_fields}
+
+
+def test_env_example_names_every_setting(capstone: Path) -> None:
+    lines = (capstone / ".env.example").read_text().splitlines()
+    # "NAME=value", or "# NAME=value" for one left unset
+    named = {re.match(r"#? ?([A-Z_]+)=", line) for line in lines}
+
+    assert {match.group(1) for match in named if match} == SETTINGS
+
+
+def test_readme_names_every_setting(capstone: Path) -> None:
+    readme = (capstone / "README.md").read_text()
+    table = readme.split("### Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+
+    assert {name for row in rows for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])} == (
+        SETTINGS
+    )

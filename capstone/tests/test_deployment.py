@@ -64,7 +64,7 @@ def test_compose_runs_background_runs_in_worker_processes() -> None:
 
     assert services["api"]["environment"]["RUNS_IN_PROCESS"] == "false"
     worker = services["worker"]
-    assert worker["command"] == ["python", "-m", "task_api.worker"]
+    assert worker["command"] == ["python", "-m", "task_api.runs.worker"]
     assert worker["deploy"]["replicas"] == 2
     assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert worker["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, delete
 
 from course_shared.sse import COMMENT, ServerSentEvent, iter_sse
 from task_api.models import TaskCreate, TaskEvent, User
-from task_api.repository import SqlTaskRepository
+from task_api.repository import TaskRepository
 from task_api.services import TaskService
 
 
@@ -192,10 +192,10 @@ def test_one_users_changes_are_saved_one_at_a_time(
     assert someone.id is not None
 
     def tasks_of(owner_id: int, session: Session) -> TaskService:
-        return TaskService(SqlTaskRepository(session), owner_id, fresh_app.state.broker)
+        return TaskService(TaskRepository(session), owner_id, fresh_app.state.broker)
 
     with Session(engine) as first, Session(engine) as second:
-        SqlTaskRepository(first).lock_owner(user.id)  # a change begun, not yet saved
+        TaskRepository(first).lock_owner(user.id)  # a change begun, not yet saved
         second.exec(text("SET LOCAL lock_timeout = '200ms'"))  # type: ignore[call-overload]
         with pytest.raises(OperationalError, match="lock timeout"):
             tasks_of(user.id, second).create_task(TaskCreate(title="Waits its turn"))

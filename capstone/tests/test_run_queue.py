@@ -8,10 +8,11 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from task_api.database import create_db_engine, migrate
-from task_api.errors import CancelRequested, LeaseLost
-from task_api.events import Notifier
-from task_api.models import AgentRun, AgentRunEvent, RunCreate, RunStatus, User, utc_now
-from task_api.run_queue import RunQueue
+from task_api.events import AgentEventType, Notifier
+from task_api.models import User, utc_now
+from task_api.runs.errors import CancelRequested, LeaseLost
+from task_api.runs.models import AgentRun, AgentRunEvent, RunCreate, RunStatus
+from task_api.runs.queue import RunQueue
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def events_of(engine: Engine, run_id: int) -> list[tuple[str, dict[str, object]]
             .where(AgentRunEvent.run_id == run_id)
             .order_by(col(AgentRunEvent.id))
         )
-        return [(e.event, e.data) for e in session.exec(query)]
+        return [(e.type, e.data) for e in session.exec(query)]
 
 
 def expire_lease(engine: Engine, run_id: int) -> None:
@@ -139,14 +140,14 @@ def test_a_worker_that_lost_its_lease_can_change_nothing(
     assert old is not None and new is not None
 
     with pytest.raises(LeaseLost):
-        queue.append(old, "delta", {"text": "late"})
+        queue.append(old, AgentEventType.DELTA, {"text": "late"})
     with pytest.raises(LeaseLost), Session(engine) as session:
         queue.fence(session, old, changes_tasks=True)
     with pytest.raises(LeaseLost):
         queue.renew(old)
     assert queue.finish(old, RunStatus.SUCCEEDED, result={"reply": "late"}) is False
 
-    queue.append(new, "delta", {"text": "on time"})
+    queue.append(new, AgentEventType.DELTA, {"text": "on time"})
     assert queue.finish(new, RunStatus.SUCCEEDED, result={"reply": "on time"})
     run = run_of(engine, run_id)
     assert (run.status, run.result) == (RunStatus.SUCCEEDED, {"reply": "on time"})
@@ -160,10 +161,10 @@ def test_a_cancel_reaches_the_worker_at_its_next_write(
     claim = queue.claim("w")
     assert claim is not None
 
-    queue.request_cancel(run)
+    queue.request_cancel(run.id)
 
     with pytest.raises(CancelRequested):
-        queue.append(claim, "delta", {"text": "more"})
+        queue.append(claim, AgentEventType.DELTA, {"text": "more"})
     with pytest.raises(CancelRequested):
         queue.renew(claim)
 
@@ -171,7 +172,7 @@ def test_a_cancel_reaches_the_worker_at_its_next_write(
 def test_a_queued_run_is_cancelled_at_once(queue: RunQueue, owner: int, engine: Engine) -> None:
     run = queue.enqueue(owner, RunCreate(message="hi"))
 
-    cancelled = queue.request_cancel(run)
+    cancelled = queue.request_cancel(run.id)
 
     assert cancelled.status == RunStatus.CANCELLED
     assert queue.claim("w") is None
@@ -185,7 +186,7 @@ def test_finished_runs_are_purged_after_the_retention(
     for _ in range(2):
         claim = queue.claim("w")
         assert claim is not None
-        queue.append(claim, "delta", {"text": "hi"})
+        queue.append(claim, AgentEventType.DELTA, {"text": "hi"})
         queue.finish(claim, RunStatus.SUCCEEDED, result={})
     with Session(engine) as session:
         session.execute(

@@ -16,10 +16,11 @@ from sqlmodel import Session
 
 from course_shared.offline_model import OfflineModel
 from course_shared.sse import parse_sse
-from task_api.agent import OFFLINE_ROUTES, build_agents
+from task_api.agents.provider import OFFLINE_ROUTES
+from task_api.agents.team import build_agents
 from task_api.main import create_app
 from task_api.models import User
-from task_api.webhooks import sign
+from task_api.runs.webhooks import sign
 
 UseModel = Callable[[Model], None]
 
@@ -41,7 +42,7 @@ def use_run_model(fresh_app: FastAPI) -> Iterator[UseModel]:
     own = worker.agents
 
     def use(model: Model) -> None:
-        worker.agents = build_agents(model, background=True)
+        worker.agents = build_agents(model)
 
     yield use
     worker.agents = own
@@ -356,7 +357,7 @@ def local_webhook_client(
     isolated_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     """Webhooks on, private targets allowed (WEBHOOK_ALLOW_PRIVATE: development), quick retries."""
-    monkeypatch.setattr("task_api.webhooks.FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("task_api.runs.webhooks.FIRST_BACKOFF_SECONDS", 0.01)
     settings = settings_for(
         isolated_database_url, webhook_secret="s3cret", webhook_allow_private=True
     )

@@ -1,5 +1,5 @@
 """Background runs as an operator deploys them: an API process that only queues
-(RUNS_IN_PROCESS=false), and two `python -m task_api.worker` processes on PostgreSQL.
+(RUNS_IN_PROCESS=false), and two `python -m task_api.runs.worker` processes on PostgreSQL.
 One worker is killed with SIGKILL in the middle of its runs."""
 
 import os
@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from course_shared.sse import parse_sse
 from task_api.database import create_db_engine, migrate
-from task_api.models import AgentRun, RunStatus
+from task_api.runs.models import AgentRun, RunStatus
 
 pytestmark = pytest.mark.skipif(
     POSTGRES_URL is None, reason="needs PostgreSQL: set TEST_DATABASE_URL (CI does)"
@@ -125,7 +125,7 @@ def workers(
     environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     folder = tmp_path_factory.mktemp("workers")
-    processes = [start(["-m", "task_api.worker"], environment, folder) for _ in range(2)]
+    processes = [start(["-m", "task_api.runs.worker"], environment, folder) for _ in range(2)]
     yield processes
     for process in processes:
         if process.poll() is None:

@@ -1,5 +1,6 @@
 """POST /agent/chat: the TaskManager agent, driven by real models and real tools."""
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 from agents import Model, ModelBehaviorError
 from agents.testing import ScriptedModel, assistant_message, function_call
-from conftest import bearer
+from conftest import bearer, strings_in
 from fastapi.testclient import TestClient
 from openai import AsyncOpenAI
 from pydantic import SecretStr, ValidationError
@@ -70,7 +71,8 @@ def test_no_phrasing_reaches_another_users_tasks(
         "Delete the secret task",
     ]:
         body = chat(client, message).json()
-        assert "Bob's secret" not in str(body), message
+        leaked = [text for text in strings_in(body) if "Bob's secret" in text]
+        assert leaked == [], message
 
     assert other_client.get(f"/tasks/{secret['id']}").json() == secret
 
@@ -81,26 +83,27 @@ def test_a_model_cannot_say_whose_tasks_to_use(
     secret = other_client.post("/tasks", json={"title": "Bob's secret"}).json()
     bob = other_client.get("/users/me").json()["id"]
     # A model that tries anyway: the tools take no user, so the caller's id is the only one.
-    use_model(
-        ScriptedModel(
+    model = ScriptedModel(
+        [
             [
-                [
-                    function_call(
-                        "get_task", {"task_id": secret["id"], "owner_id": bob}, call_id="c1"
-                    ),
-                    function_call(
-                        "delete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
-                    ),
-                ],
-                [assistant_message("Done.")],
-            ]
-        )
+                function_call(
+                    "get_task", {"task_id": secret["id"], "owner_id": bob}, call_id="c1"
+                ),
+                function_call(
+                    "delete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
+                ),
+            ],
+            [assistant_message("Done.")],
+        ]
     )
+    use_model(model)
 
     body = chat(client, "Show me Bob's task, then delete it").json()
 
-    assert "Bob's secret" not in str(body)
+    not_found = {"error": f"Task {secret['id']} not found"}
+    assert [json.loads(call["output"]) for call in body["tool_calls"]] == [not_found, not_found]
     assert other_client.get(f"/tasks/{secret['id']}").json() == secret
+    model.assert_complete()
 
 
 def test_changes_made_by_the_agent_reach_the_event_stream(
@@ -134,19 +137,19 @@ def test_a_tool_error_is_passed_to_the_model(client: TestClient, use_model: Any)
         }
     ]
     assert body["reply"] == "There is no task 42."
+    model.assert_complete()
 
 
 def test_a_failed_run_keeps_the_tool_calls_that_finished(
     client: TestClient, use_model: Any, broker: TaskEventBroker, user: User
 ) -> None:
-    use_model(
-        ScriptedModel(
-            [
-                [function_call("create_task", {"title": "Done before"}, call_id="call-1")],
-                ModelBehaviorError("the model sent something unusable"),
-            ]
-        )
+    model = ScriptedModel(
+        [
+            [function_call("create_task", {"title": "Done before"}, call_id="call-1")],
+            ModelBehaviorError("the model sent something unusable"),
+        ]
     )
+    use_model(model)
 
     response = chat(client, "Add a task")
 
@@ -155,29 +158,31 @@ def test_a_failed_run_keeps_the_tool_calls_that_finished(
     assert [task["title"] for task in client.get("/tasks").json()] == ["Done before"]
     assert user.id is not None
     assert [event.type for event in broker.recent[user.id]] == ["task.created"]
+    model.assert_complete()
 
 
 def test_a_tool_call_is_saved_whole_or_not_at_all(client: TestClient, use_model: Any) -> None:
     client.post("/tasks", json={"title": "Buy milk"})
-    use_model(
-        ScriptedModel(
-            [
-                [function_call("update_task", {"task_id": 1, "title": "x" * 500}, call_id="c1")],
-                [assistant_message("That title is too long.")],
-            ]
-        )
+    model = ScriptedModel(
+        [
+            [function_call("update_task", {"task_id": 1, "title": "x" * 500}, call_id="c1")],
+            [assistant_message("That title is too long.")],
+        ]
     )
+    use_model(model)
 
     body = chat(client, "Rename task 1").json()
 
-    assert "error" in body["tool_calls"][0]["output"]
+    assert "error" in json.loads(body["tool_calls"][0]["output"])
     assert client.get("/tasks/1").json()["title"] == "Buy milk"
+    model.assert_complete()
 
 
 def test_a_model_that_fails_in_any_way_is_502_logged_once(
     client: TestClient, use_model: Callable[[Model], None], caplog: pytest.LogCaptureFixture
 ) -> None:
-    use_model(ScriptedModel([OverflowError("date value out of range")]))
+    model = ScriptedModel([OverflowError("date value out of range")])
+    use_model(model)
 
     response = chat(client, "Add a task to buy milk in 999999999 days")
 
@@ -185,27 +190,32 @@ def test_a_model_that_fails_in_any_way_is_502_logged_once(
     assert response.json() == {"detail": "The model's answer could not be used"}
     [record] = [r for r in caplog.records if r.name == "task_api.agent"]
     assert record.exc_info is not None and isinstance(record.exc_info[1], OverflowError)
+    model.assert_complete()
 
 
 def test_a_run_that_ends_without_a_reply_is_502(
     client: TestClient, use_model: Callable[[Model], None]
 ) -> None:
-    use_model(ScriptedModel([[]]))  # the model answers, with nothing in it
+    model = ScriptedModel([[]])  # the model answers, with nothing in it
+    use_model(model)
 
     response = chat(client, "Hello?")
 
     assert response.status_code == 502
     assert response.json() == {"detail": "The model ended its answer without a reply"}
+    model.assert_complete()
 
 
 def test_too_many_turns_is_502(client: TestClient, use_model: Any) -> None:
     step = [function_call("list_tasks", {}, call_id="call-again")]
-    use_model(ScriptedModel([step] * (MAX_TURNS + 1)))
+    model = ScriptedModel([step] * (MAX_TURNS + 1))
+    use_model(model)
 
     response = chat(client, "List my tasks forever")
 
     assert response.status_code == 502
     assert response.json() == {"detail": f"The agent did not finish within {MAX_TURNS} turns"}
+    assert model.remaining_steps == 1  # stopped after MAX_TURNS answers, before the last
 
 
 # --- the real OpenAI client, against a local stand-in server ----------------------
@@ -241,7 +251,7 @@ def test_the_openai_client_path_calls_tools(
     body = response.json()
     assert body["model"] == "standin-model"
     assert [call["name"] for call in body["tool_calls"]] == ["list_tasks"]
-    assert "Buy milk" in body["tool_calls"][0]["output"]
+    assert [task["title"] for task in json.loads(body["tool_calls"][0]["output"])] == ["Buy milk"]
     assert "Buy milk" in body["reply"]
     first = config.requests[0]
     assert first.headers["authorization"] == "Bearer test-key"
@@ -273,7 +283,8 @@ def test_a_wrong_api_key_is_502_and_the_key_is_not_shown(
     response = chat(client, "What do I have to do?")
 
     assert response.status_code == 502
-    assert "test-key" not in response.text
+    # The whole body: the provider's own error, which can quote the key, is not passed on.
+    assert response.json() == {"detail": "The model provider answered with an error (HTTP 401)"}
 
 
 def test_an_unreachable_provider_is_502(

@@ -1,6 +1,7 @@
 """POST /agent/chat/stream and the conversations the agent remembers."""
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 from agents import Model, ModelBehaviorError
 from agents.testing import ScriptedModel, assistant_message
+from conftest import strings_in
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -44,7 +46,7 @@ def test_the_run_streams_in_the_documented_order(client: TestClient) -> None:
     call, output = events[1].json(), events[2].json()
     assert (call["name"], call["arguments"]["title"]) == ("create_task", "Buy milk")
     assert (output["call_id"], output["name"]) == (call["call_id"], "create_task")
-    assert '"Buy milk"' in output["output"]
+    assert json.loads(output["output"])["title"] == "Buy milk"
 
 
 def test_the_deltas_add_up_to_the_reply(client: TestClient) -> None:
@@ -67,7 +69,7 @@ def test_a_conversation_is_remembered(
     second = events_of(stream(client, "What do I like?", first["session_id"]))[-1].json()
 
     assert second["session_id"] == first["session_id"]
-    said_before = str(model.calls[1].input)
+    said_before = strings_in(model.calls[1].input)
     assert "Remember: I like milk" in said_before and "Noted." in said_before
     conversation = client.get(f"/agent/sessions/{first['session_id']}").json()
     assert conversation["messages"] == [
@@ -76,6 +78,7 @@ def test_a_conversation_is_remembered(
         {"role": "user", "content": "What do I like?"},
         {"role": "assistant", "content": "Milk."},
     ]
+    model.assert_complete()
 
 
 def test_the_offline_model_reads_the_conversation(client: TestClient) -> None:
@@ -99,7 +102,8 @@ def test_a_new_conversation_starts_without_a_session_id(client: TestClient) -> N
 def test_a_failed_run_is_an_error_event_and_not_remembered(
     client: TestClient, use_model: Callable[[Model], None]
 ) -> None:
-    use_model(ScriptedModel([[assistant_message("Noted.")], ModelBehaviorError("nonsense")]))
+    model = ScriptedModel([[assistant_message("Noted.")], ModelBehaviorError("nonsense")])
+    use_model(model)
     session_id = events_of(stream(client, "first"))[-1].json()["session_id"]
 
     events = events_of(stream(client, "second", session_id))
@@ -109,6 +113,7 @@ def test_a_failed_run_is_an_error_event_and_not_remembered(
     assert "done" not in [e.event for e in events]
     messages = client.get(f"/agent/sessions/{session_id}").json()["messages"]
     assert [m["content"] for m in messages] == ["first", "Noted."]
+    model.assert_complete()
 
 
 class PausingModel(Model):

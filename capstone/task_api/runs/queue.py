@@ -12,16 +12,17 @@ a tool's change, so the rule holds whenever the worker stopped.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, delete, update
 from sqlmodel import Session, col, select
 
-from task_api.errors import CancelRequested, LeaseLost
-from task_api.events import Notifier
-from task_api.models import (
+from task_api.events import AgentEventType, Notifier
+from task_api.models import MAX_ID, utc_now
+from task_api.runs.errors import CancelRequested, LeaseLost
+from task_api.runs.models import (
     FINAL_STATUSES,
     AgentRun,
     AgentRunEvent,
@@ -29,7 +30,6 @@ from task_api.models import (
     RunPriority,
     RunStatus,
     WebhookAttempt,
-    utc_now,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,29 +43,75 @@ def run_channel(run_id: int) -> str:
 
 @dataclass(frozen=True)
 class Claim:
-    """A run a worker holds: the attempt its writes name."""
+    """A run a worker holds: the attempt its writes name. Its tools reach the queue through it
+    (the fence, progress reports)."""
 
+    queue: "RunQueue" = field(repr=False)
     run_id: int
     attempt: int
     owner_id: int
     message: str
-    session_id: str | None
+    conversation_id: str | None
+
+    def fence(self, session: Session, changes_tasks: bool) -> None:
+        self.queue.fence(session, self, changes_tasks)
+
+    def report_progress(self, percent: int, message: str) -> None:
+        self.queue.append(self, AgentEventType.PROGRESS, {"percent": percent, "message": message})
 
 
 class RunQueue:
+    """Every method is one transaction, on a database session of its own."""
+
     def __init__(self, engine: Engine, notifier: Notifier, lease_seconds: float) -> None:
         self.engine = engine
         self.notifier = notifier
         self.lease = timedelta(seconds=lease_seconds)
 
     def enqueue(self, owner_id: int, data: RunCreate) -> AgentRun:
-        with Session(self.engine) as session:
-            run = AgentRun(owner_id=owner_id, **data.model_dump())
+        run = AgentRun(
+            owner_id=owner_id,
+            message=data.message,
+            conversation_id=data.session_id,
+            priority=data.priority,
+            webhook_url=data.webhook_url,
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
             session.add(run)
             session.commit()
-            session.refresh(run)
         self.notifier.notify(QUEUE_CHANNEL)
         return run
+
+    def get(self, owner_id: int, run_id: int) -> AgentRun | None:
+        """The owner's run; None for someone else's, as for one that does not exist."""
+        with Session(self.engine) as session:
+            run = session.get(AgentRun, run_id) if 1 <= run_id <= MAX_ID else None
+        return run if run is not None and run.owner_id == owner_id else None
+
+    def list_runs(
+        self, owner_id: int, status: RunStatus | None, limit: int, offset: int
+    ) -> list[AgentRun]:
+        query = select(AgentRun).where(AgentRun.owner_id == owner_id)
+        if status is not None:
+            query = query.where(AgentRun.status == status)
+        query = query.order_by(col(AgentRun.id).desc()).offset(offset).limit(limit)
+        with Session(self.engine) as session:
+            return list(session.exec(query).all())
+
+    def webhook_attempts(self, run_id: int) -> list[WebhookAttempt]:
+        query = select(WebhookAttempt).where(WebhookAttempt.run_id == run_id)
+        with Session(self.engine) as session:
+            return list(session.exec(query.order_by(col(WebhookAttempt.id))).all())
+
+    def events_after(self, run_id: int, last_id: int) -> list[AgentRunEvent]:
+        query = (
+            select(AgentRunEvent)
+            .where(AgentRunEvent.run_id == run_id, col(AgentRunEvent.id) > last_id)
+            .order_by(col(AgentRunEvent.id))
+            .limit(500)
+        )
+        with Session(self.engine) as session:
+            return list(session.exec(query).all())
 
     def claim(self, worker: str) -> Claim | None:
         """Take the next queued run, or None. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
@@ -95,7 +141,7 @@ class RunQueue:
                 AgentRun.attempt,
                 AgentRun.owner_id,
                 AgentRun.message,
-                AgentRun.session_id,
+                AgentRun.conversation_id,
             )
         )
         with Session(self.engine) as session:
@@ -103,7 +149,7 @@ class RunQueue:
             session.commit()
         if row is None:
             return None
-        return Claim(*row)
+        return Claim(self, *row)
 
     def held(self, claim: Claim) -> Any:
         """The condition that the run is still this claim's, and running."""
@@ -148,14 +194,14 @@ class RunQueue:
         if fenced.cancel_requested:
             raise CancelRequested(claim.run_id)
 
-    def append(self, claim: Claim, event: str, data: dict[str, Any]) -> None:
+    def append(self, claim: Claim, type: AgentEventType, data: dict[str, Any]) -> None:
         """Add an event to the run, if the run is still this claim's; wake its streams."""
         with Session(self.engine) as session:
             self.fence(session, claim, changes_tasks=False)
             session.add(
-                AgentRunEvent(run_id=claim.run_id, attempt=claim.attempt, event=event, data=data)
+                AgentRunEvent(run_id=claim.run_id, attempt=claim.attempt, type=type, data=data)
             )
-            if event == "progress":
+            if type == AgentEventType.PROGRESS:
                 session.execute(
                     update(AgentRun)
                     .where(col(AgentRun.id) == claim.run_id)
@@ -238,11 +284,11 @@ class RunQueue:
         session.add(status_event(run.id, run.attempt, run.status, run.detail))
         logger.warning("run %s %s: %s", run.id, run.status, why)
 
-    def request_cancel(self, run: AgentRun) -> AgentRun:
+    def request_cancel(self, run_id: int) -> AgentRun:
         """A queued run is cancelled at once; a running one at its next step."""
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             run = session.exec(
-                select(AgentRun).where(AgentRun.id == run.id).with_for_update()
+                select(AgentRun).where(AgentRun.id == run_id).with_for_update()
             ).one()
             if run.status == RunStatus.QUEUED:
                 run.status, run.finished_at, run.detail = (
@@ -256,9 +302,7 @@ class RunQueue:
                 run.cancel_requested = True
             session.add(run)
             session.commit()
-            session.refresh(run)
-        assert run.id is not None
-        self.notifier.notify(run_channel(run.id))
+        self.notifier.notify(run_channel(run_id))
         return run
 
     def purge(self, older_than: datetime) -> int:
@@ -277,6 +321,5 @@ class RunQueue:
 def status_event(
     run_id: int, attempt: int, status: RunStatus, detail: str | None
 ) -> AgentRunEvent:
-    return AgentRunEvent(
-        run_id=run_id, attempt=attempt, event="status", data={"status": status, "detail": detail}
-    )
+    data = {"status": status, "detail": detail}
+    return AgentRunEvent(run_id=run_id, attempt=attempt, type=AgentEventType.STATUS, data=data)

@@ -6,29 +6,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
-from agents import RunContextWrapper, function_tool
+from agents import Agent, RunContextWrapper, function_tool
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from task_api.errors import AppError, StopRun
+from task_api.errors import AppError
 from task_api.events import TaskEventBroker
 from task_api.models import Task, TaskCreate, TaskPriority, TaskPublic, TaskStatus, TaskUpdate
-from task_api.repository import SqlTaskRepository
+from task_api.repository import TaskRepository
+from task_api.runs.errors import StopRun
+from task_api.runs.queue import Claim
 from task_api.services import TaskService
 
 logger = logging.getLogger(__name__)
-
-
-class BackgroundRun(Protocol):
-    """What a background run adds to its tools (see worker.py)."""
-
-    def fence(self, session: Session, changes_tasks: bool) -> None:
-        """In the tool's transaction: the run is still this worker's, or LeaseLost."""
-
-    def report_progress(self, percent: int, message: str) -> None: ...
 
 
 @dataclass
@@ -38,7 +31,7 @@ class TaskContext:
     owner_id: int
     engine: Engine
     events: TaskEventBroker
-    background: BackgroundRun | None = None  # set when the turn is a background run
+    run: Claim | None = None  # set when the turn is a background run: the worker's claim
 
 
 @contextmanager
@@ -51,9 +44,9 @@ def tasks_of(ctx: RunContextWrapper[TaskContext], changes: bool = True) -> Itera
     """
     context = ctx.context
     with Session(context.engine, expire_on_commit=False) as session:
-        if context.background is not None:
-            context.background.fence(session, changes_tasks=changes)
-        yield TaskService(SqlTaskRepository(session), context.owner_id, context.events)
+        if context.run is not None:
+            context.run.fence(session, changes_tasks=changes)
+        yield TaskService(TaskRepository(session), context.owner_id, context.events)
 
 
 def answer(result: Task | list[Task] | dict[str, Any]) -> str:
@@ -165,7 +158,12 @@ def delete_task(ctx: RunContextWrapper[TaskContext], task_id: int) -> str:
     return answer({"deleted": task_id})
 
 
-@task_tool
+def in_a_background_run(ctx: RunContextWrapper[TaskContext], agent: Agent[Any]) -> bool:
+    return ctx.context.run is not None
+
+
+# Offered to the model only in a background run, where someone follows the run's progress.
+@function_tool(failure_error_function=tool_failed, is_enabled=in_a_background_run)
 def report_progress(ctx: RunContextWrapper[TaskContext], percent: int, message: str) -> str:
     """Tell the user how far a long piece of work has come.
 
@@ -173,8 +171,6 @@ def report_progress(ctx: RunContextWrapper[TaskContext], percent: int, message: 
         percent: How much of the work is done, from 0 to 100.
         message: What was done last, in a few words.
     """
-    background = ctx.context.background
-    if background is None:
-        return answer({"error": "Only a background run reports progress"})
-    background.report_progress(max(0, min(100, percent)), message[:200])
+    assert ctx.context.run is not None  # in_a_background_run
+    ctx.context.run.report_progress(max(0, min(100, percent)), message[:200])
     return answer({"reported": percent})

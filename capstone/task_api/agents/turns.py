@@ -30,12 +30,16 @@ from agents import (
 )
 from fastapi.concurrency import run_in_threadpool
 from openai import APIConnectionError, APIStatusError, APITimeoutError
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from task_api.agents.tools import TaskContext
 from task_api.config import Settings
-from task_api.errors import AgentRunFailed, AgentTimedOut, AppError, StopRun
+from task_api.errors import AgentRunFailed, AgentTimedOut, AppError
+from task_api.events import AgentEventType, TaskEventBroker
 from task_api.memory import ConversationStore
-from task_api.tools import TaskContext
+from task_api.runs.errors import StopRun
+from task_api.runs.queue import Claim
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +49,13 @@ MAX_TURNS = 10
 
 @dataclass(frozen=True)
 class AgentChanged:
-    event: ClassVar[str] = "agent"
+    type: ClassVar[AgentEventType] = AgentEventType.AGENT
     name: str
 
 
 @dataclass(frozen=True)
 class ToolCalled:
-    event: ClassVar[str] = "tool_call"
+    type: ClassVar[AgentEventType] = AgentEventType.TOOL_CALL
     call_id: str
     name: str
     arguments: dict[str, Any]
@@ -59,7 +63,7 @@ class ToolCalled:
 
 @dataclass(frozen=True)
 class ToolOutput:
-    event: ClassVar[str] = "tool_output"
+    type: ClassVar[AgentEventType] = AgentEventType.TOOL_OUTPUT
     call_id: str
     name: str | None
     output: str
@@ -67,15 +71,15 @@ class ToolOutput:
 
 @dataclass(frozen=True)
 class TextDelta:
-    event: ClassVar[str] = "delta"
+    type: ClassVar[AgentEventType] = AgentEventType.DELTA
     text: str
 
 
 @dataclass(frozen=True)
 class Done:
-    event: ClassVar[str] = "done"
+    type: ClassVar[AgentEventType] = AgentEventType.DONE
     reply: str
-    session_id: str
+    session_id: str  # the conversation's id, under the name clients know it by
     agent: str
     usage: dict[str, int]
     model: str
@@ -84,11 +88,16 @@ class Done:
 
 @dataclass(frozen=True)
 class Failed:
-    event: ClassVar[str] = "error"
+    type: ClassVar[AgentEventType] = AgentEventType.ERROR
     detail: str
     status: int
     # The failure itself, for a route that answers with its status instead of an event.
     error: AppError = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, error: AppError) -> "Failed":
+        """The `error` event of a refused request or a failed run: `{"detail", "status"}`."""
+        return cls(detail=error.detail, status=error.status_code, error=error)
 
 
 TurnEvent = AgentChanged | ToolCalled | ToolOutput | TextDelta | Done | Failed
@@ -104,10 +113,31 @@ class Turn:
     """What a turn needs, checked and loaded before it starts (a bad id is a plain 404)."""
 
     message: str
-    session_id: str | None
+    conversation_id: str | None  # None: a new conversation
     history: list[dict[str, Any]]
     context: TaskContext
     model_settings: ModelSettings = field(default_factory=ModelSettings)
+
+
+def start_turn(
+    engine: Engine,
+    events: TaskEventBroker,
+    owner_id: int,
+    message: str,
+    conversation_id: str | None,
+    model_settings: ModelSettings | None = None,
+    run: Claim | None = None,
+) -> Turn:
+    """A turn of the owner's conversation, its history loaded: ConversationNotFound for an
+    id that is not theirs. For the chat routes, the WebSocket and the worker alike.
+
+    Blocking (one query, on a session of its own, closed before the turn starts): call it in
+    a thread. The turn itself holds no connection while it waits for the model.
+    """
+    with Session(engine) as session:
+        history = ConversationStore(session, owner_id).history(conversation_id)
+    context = TaskContext(owner_id=owner_id, engine=engine, events=events, run=run)
+    return Turn(message, conversation_id, history, context, model_settings or ModelSettings())
 
 
 @dataclass
@@ -175,12 +205,11 @@ async def run_turn(
                 yield event
         check_reply(run.final_output)
         new_items = run.to_input_list()[len(turn.history) :]
-        session_id = await run_in_threadpool(save_turn, turn, new_items)
+        conversation_id = await run_in_threadpool(save_turn, turn, new_items)
     except StopRun:  # a background run, cancelled or no longer its worker's: the worker says
         raise
     except Exception as error:  # the run failed, or its conversation was deleted meanwhile
-        failure = explain_failure(error, settings)
-        yield Failed(detail=failure.detail, status=failure.status_code, error=failure)
+        yield Failed.of(explain_failure(error, settings))
         return
     finally:
         if not run.is_complete:
@@ -188,7 +217,7 @@ async def run_turn(
     usage = run.context_wrapper.usage
     yield Done(
         reply=run.final_output,
-        session_id=session_id,
+        session_id=conversation_id,
         agent=run.last_agent.name,
         usage={
             "requests": usage.requests,
@@ -203,10 +232,10 @@ async def run_turn(
 def save_turn(turn: Turn, items: list[Any]) -> str:
     """Keep a finished turn in its conversation (a new one if needed); the conversation's id."""
     with Session(turn.context.engine) as session:
-        if turn.context.background is not None:
-            turn.context.background.fence(session, changes_tasks=False)
+        if turn.context.run is not None:
+            turn.context.run.fence(session, changes_tasks=False)
         conversations = ConversationStore(session, owner_id=turn.context.owner_id)
-        return conversations.save_turn(turn.session_id, turn.message, items)
+        return conversations.save_turn(turn.conversation_id, turn.message, items)
 
 
 def check_reply(final_output: Any) -> None:

@@ -5,7 +5,8 @@
                 └─> Reporter  summarises progress from the task list
 
 The agents are built once per process (their instructions say today's date when a run
-starts) and share the app's one model.
+starts) and share the app's one model. Background runs use the same agents: there, the
+specialists also see `report_progress` (the tool enables itself; see tools.py).
 """
 
 from datetime import date
@@ -14,7 +15,7 @@ from typing import Any
 from agents import Agent, Model, RunContextWrapper, Tool
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
-from task_api.tools import (
+from task_api.agents.tools import (
     TaskContext,
     complete_task,
     create_task,
@@ -35,20 +36,6 @@ You are TaskManager. Hand each request about tasks to the agent for it: Planner 
 to plan, Clerk to add, change, complete or delete tasks, Reporter for questions about the
 list and progress. Answer greetings and questions about what you can do yourself, briefly."""
 
-# Which specialist the offline model hands each kind of request to. A real model reads the
-# triage instructions and the handoff descriptions; the offline model is told, not left to
-# guess (the kinds are those of course_shared.offline_model.IntentKind).
-OFFLINE_ROUTES = {
-    "plan": "transfer_to_planner",
-    "create": "transfer_to_clerk",
-    "update": "transfer_to_clerk",
-    "complete": "transfer_to_clerk",
-    "delete": "transfer_to_clerk",
-    "list": "transfer_to_reporter",
-    "show": "transfer_to_reporter",
-    "summary": "transfer_to_reporter",
-}
-
 
 def specialist(name: str, job: str, tools: list[Tool], model: Model) -> Agent[TaskContext]:
     def instructions(ctx: RunContextWrapper[TaskContext], agent: Agent[Any]) -> str:
@@ -59,28 +46,32 @@ def specialist(name: str, job: str, tools: list[Tool], model: Model) -> Agent[Ta
     )
 
 
-def build_agents(model: Model, background: bool = False) -> Agent[TaskContext]:
-    """The triage agent, TaskManager, with the specialists it hands off to.
-
-    `background`: for background runs, whose specialists can also report their progress.
-    """
-    progress: list[Tool] = [report_progress] if background else []
+def build_agents(model: Model) -> Agent[TaskContext]:
+    """The triage agent, TaskManager, with the specialists it hands off to."""
     planner = specialist(
         "Planner",
         "Turns a goal into a plan of several tasks, each with a due date.",
-        [create_task, list_tasks, *progress],
+        [create_task, list_tasks, report_progress],
         model,
     )
     clerk = specialist(
         "Clerk",
         "Creates, changes, completes and deletes single tasks.",
-        [create_task, list_tasks, get_task, update_task, complete_task, delete_task, *progress],
+        [
+            create_task,
+            list_tasks,
+            get_task,
+            update_task,
+            complete_task,
+            delete_task,
+            report_progress,
+        ],
         model,
     )
     reporter = specialist(
         "Reporter",
         "Answers questions about the task list and summarises progress.",
-        [list_tasks, get_task, *progress],
+        [list_tasks, get_task, report_progress],
         model,
     )
     return Agent[TaskContext](

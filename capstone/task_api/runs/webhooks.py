@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from task_api.config import Settings
-from task_api.models import AgentRun, WebhookAttempt
+from task_api.runs.models import AgentRun, WebhookAttempt
 
 logger = logging.getLogger(__name__)
 

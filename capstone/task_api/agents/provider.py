@@ -9,8 +9,21 @@ from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
 
 from course_shared.offline_model import OfflineModel
-from task_api.agent import OFFLINE_ROUTES
 from task_api.config import Settings
+
+# Which specialist the offline model hands each kind of request to. A real model reads the
+# triage instructions and the handoff descriptions; the offline model is told, not left to
+# guess (the kinds are those of course_shared.offline_model.IntentKind).
+OFFLINE_ROUTES = {
+    "plan": "transfer_to_planner",
+    "create": "transfer_to_clerk",
+    "update": "transfer_to_clerk",
+    "complete": "transfer_to_clerk",
+    "delete": "transfer_to_clerk",
+    "list": "transfer_to_reporter",
+    "show": "transfer_to_reporter",
+    "summary": "transfer_to_reporter",
+}
 
 
 @asynccontextmanager

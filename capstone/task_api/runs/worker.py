@@ -1,10 +1,10 @@
 """The worker: takes background runs from the queue and carries them out.
 
-    python -m task_api.worker        a worker process (RUNS_IN_PROCESS=false for the API)
+    python -m task_api.runs.worker        a worker process (RUNS_IN_PROCESS=false for the API)
 
 The API process runs one too when RUNS_IN_PROCESS is true (the default, and the only way on
 SQLite). Each worker runs up to WORKER_CONCURRENCY runs at once, renews their leases, takes
-up runs whose workers died (run_queue.py says how), deletes finished runs after
+up runs whose workers died (queue.py says how), deletes finished runs after
 RUN_RETENTION_DAYS, and on SIGTERM finishes its runs or hands them back.
 """
 
@@ -21,41 +21,36 @@ from typing import Any
 from agents import Agent
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
-from sqlmodel import Session
 
-from task_api.agent import build_agents
+from task_api.agents.provider import open_model
+from task_api.agents.team import build_agents
+from task_api.agents.tools import TaskContext, report_progress
+from task_api.agents.turns import (
+    Done,
+    Failed,
+    ToolCalled,
+    ToolOutput,
+    TurnEvent,
+    data_of,
+    run_turn,
+    start_turn,
+)
 from task_api.config import Settings, read_settings
 from task_api.database import create_db_engine
-from task_api.errors import CancelRequested, LeaseLost, StopRun
+from task_api.errors import ConversationNotFound
 from task_api.events import TaskEventBroker, open_notifier
 from task_api.logs import configure_logging
-from task_api.memory import ConversationStore
-from task_api.models import RunStatus, utc_now
-from task_api.providers import open_model
-from task_api.run_queue import QUEUE_CHANNEL, Claim, RunQueue
-from task_api.streaming import Done, Failed, ToolCalled, ToolOutput, Turn, data_of, run_turn
-from task_api.tools import TaskContext
-from task_api.webhooks import deliver_final_status
+from task_api.models import utc_now
+from task_api.runs.errors import CancelRequested, LeaseLost, StopRun
+from task_api.runs.models import RunStatus
+from task_api.runs.queue import QUEUE_CHANNEL, Claim, RunQueue
+from task_api.runs.webhooks import deliver_final_status
 
 logger = logging.getLogger(__name__)
 
 # On SIGTERM, runs still going after this many seconds are handed back (see hand_back).
 SHUTDOWN_GRACE_SECONDS = 20
 PURGE_EVERY_SECONDS = 3600
-
-
-class ClaimedRun:
-    """What a background run gives its tools: the fence, and progress reports."""
-
-    def __init__(self, queue: RunQueue, claim: Claim) -> None:
-        self.queue = queue
-        self.claim = claim
-
-    def fence(self, session: Session, changes_tasks: bool) -> None:
-        self.queue.fence(session, self.claim, changes_tasks)
-
-    def report_progress(self, percent: int, message: str) -> None:
-        self.queue.append(self.claim, "progress", {"percent": percent, "message": message})
 
 
 class Worker:
@@ -151,38 +146,31 @@ class Worker:
         await run_in_threadpool(lambda: self.queue.finish(claim, status, **outcome))
 
     async def run(self, claim: Claim) -> None:
-        context = TaskContext(
-            owner_id=claim.owner_id,
-            engine=self.engine,
-            events=self.broker,
-            background=ClaimedRun(self.queue, claim),
-        )
-        history = await run_in_threadpool(self.history, claim)
-        if history is None:
-            detail = f"Conversation {claim.session_id} not found"
-            await run_in_threadpool(
-                self.queue.append, claim, "error", {"detail": detail, "status": 404}
+        try:
+            turn = await run_in_threadpool(
+                start_turn,
+                self.engine,
+                self.broker,
+                claim.owner_id,
+                claim.message,
+                claim.conversation_id,
+                run=claim,
             )
-            await self.finish(claim, RunStatus.FAILED, detail=detail)
+        except ConversationNotFound as gone:  # deleted since the run was queued
+            await self.record(claim, Failed.of(gone))
+            await self.finish(claim, RunStatus.FAILED, detail=gone.detail)
             return
-        turn = Turn(claim.message, claim.session_id, history, context)
         async for event in run_turn(self.agents, turn, self.settings):
-            if isinstance(event, ToolCalled | ToolOutput) and event.name == "report_progress":
+            if isinstance(event, ToolCalled | ToolOutput) and event.name == report_progress.name:
                 continue  # shown as `progress` events instead
-            await run_in_threadpool(self.queue.append, claim, event.event, data_of(event))
+            await self.record(claim, event)
             if isinstance(event, Done):
                 await self.finish(claim, RunStatus.SUCCEEDED, result=data_of(event))
             elif isinstance(event, Failed):
                 await self.finish(claim, RunStatus.FAILED, detail=event.detail)
 
-    def history(self, claim: Claim) -> list[dict[str, Any]] | None:
-        with Session(self.engine) as session:
-            try:
-                return ConversationStore(session, claim.owner_id).history(claim.session_id)
-            except StopRun:
-                raise
-            except Exception:  # the conversation was deleted since the run was queued
-                return None
+    async def record(self, claim: Claim, event: TurnEvent) -> None:
+        await run_in_threadpool(self.queue.append, claim, event.type, data_of(event))
 
     async def keep_lease(self, claim: Claim, task: asyncio.Task[Any] | None) -> None:
         """Renew the run's lease while it goes on; stop it if it is cancelled or lost."""
@@ -233,7 +221,7 @@ async def main() -> None:
     async with open_notifier(settings, engine) as notifier, open_model(settings) as model:
         queue = RunQueue(engine, notifier, settings.run_lease_seconds)
         broker = TaskEventBroker(engine, notifier)
-        worker = Worker(settings, engine, queue, broker, build_agents(model, background=True))
+        worker = Worker(settings, engine, queue, broker, build_agents(model))
         await worker.work(stop)
     engine.dispose()
 
