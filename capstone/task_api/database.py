@@ -1,4 +1,14 @@
-"""The database: an engine built from DATABASE_URL, the schema's migrations, the sessions."""
+"""The database: an engine built from DATABASE_URL, the schema's migrations, the sessions.
+
+A session is held in one of two ways, by how long the work lasts:
+
+- a request that answers from the database and ends takes the request's session
+  (`SessionDep`, from `get_session` below), closed when its route function returns;
+- work that waits between its steps (a chat turn waits for the model, a stream for the next
+  event, a worker for its run) holds none while it waits: each step opens a short session of
+  its own, `with Session(engine)`, in the class that owns the data (the run queue, the event
+  broker, the conversation store, the agents' tools) or in `deps.authenticate`.
+"""
 
 from collections.abc import AsyncIterator
 from pathlib import Path

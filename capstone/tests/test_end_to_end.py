@@ -131,7 +131,8 @@ def test_a_websocket_chat_against_the_real_server(base_url: str) -> None:
     token = api.post("/auth/token", data=account).json()["access_token"]
     socket_url = base_url.replace("http://", "ws://") + "/api/v1/agent/ws"
 
-    with connect(f"{socket_url}?token={token}") as websocket:
+    with connect(socket_url) as websocket:
+        websocket.send(json.dumps({"token": token}))
         websocket.send(json.dumps({"message": "Add a task to buy bread"}))
         events = []
         while not events or events[-1]["event"] not in ("done", "error"):
@@ -146,10 +147,8 @@ def test_a_websocket_chat_against_the_real_server(base_url: str) -> None:
 def test_a_websocket_with_bad_credentials_is_closed_with_1008(base_url: str) -> None:
     socket_url = base_url.replace("http://", "ws://") + "/api/v1/agent/ws"
 
-    with (
-        connect(f"{socket_url}?token=garbage") as websocket,
-        pytest.raises(ConnectionClosed) as closed,
-    ):
+    with connect(socket_url) as websocket, pytest.raises(ConnectionClosed) as closed:
+        websocket.send(json.dumps({"token": "garbage"}))
         websocket.recv(timeout=10)
 
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
@@ -175,7 +174,8 @@ def test_clients_that_vanish_mid_stream_leave_nothing_behind(base_url: str) -> N
                 while next(lines) != "event: delta":  # the reply has begun ...
                     pass
         else:
-            with connect(f"{socket_url}?token={token}") as websocket:
+            with connect(socket_url) as websocket:
+                websocket.send(json.dumps({"token": token}))
                 websocket.send(json.dumps(body))
                 while json.loads(websocket.recv(timeout=30))["event"] != "delta":
                     pass

@@ -84,9 +84,13 @@ class RunQueue:
 
     def get(self, owner_id: int, run_id: int) -> AgentRun | None:
         """The owner's run; None for someone else's, as for one that does not exist."""
-        with Session(self.engine) as session:
-            run = session.get(AgentRun, run_id) if 1 <= run_id <= MAX_ID else None
+        run = self.read(run_id) if 1 <= run_id <= MAX_ID else None
         return run if run is not None and run.owner_id == owner_id else None
+
+    def read(self, run_id: int) -> AgentRun | None:
+        """Any run, whoever owns it: for the worker."""
+        with Session(self.engine) as session:
+            return session.get(AgentRun, run_id)
 
     def list_runs(
         self, owner_id: int, status: RunStatus | None, limit: int, offset: int
@@ -102,6 +106,13 @@ class RunQueue:
         query = select(WebhookAttempt).where(WebhookAttempt.run_id == run_id)
         with Session(self.engine) as session:
             return list(session.exec(query.order_by(col(WebhookAttempt.id))).all())
+
+    def record_webhook_attempt(
+        self, run_id: int, status_code: int | None, error: str | None
+    ) -> None:
+        with Session(self.engine) as session:
+            session.add(WebhookAttempt(run_id=run_id, status_code=status_code, error=error))
+            session.commit()
 
     def events_after(self, run_id: int, last_id: int) -> list[AgentRunEvent]:
         query = (

@@ -19,11 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Engine
-from sqlmodel import Session
 
 from task_api.config import Settings
-from task_api.runs.models import AgentRun, WebhookAttempt
+from task_api.runs.queue import RunQueue
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +61,9 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def deliver_final_status(engine: Engine, settings: Settings, run_id: int) -> None:
+async def deliver_final_status(queue: RunQueue, settings: Settings, run_id: int) -> None:
     """POST the run's final status to its webhook_url, if it has one; each try recorded."""
-    run = await run_in_threadpool(read_run, engine, run_id)
+    run = await run_in_threadpool(queue.read, run_id)
     if run is None or run.webhook_url is None or settings.webhook_secret is None:
         return
     body = json.dumps(
@@ -78,7 +76,7 @@ async def deliver_final_status(engine: Engine, settings: Settings, run_id: int) 
     backoff = FIRST_BACKOFF_SECONDS
     for attempt in range(1, ATTEMPTS + 1):
         status_code, error = await post(run.webhook_url, body, headers, settings)
-        await run_in_threadpool(record, engine, run_id, status_code, error)
+        await run_in_threadpool(queue.record_webhook_attempt, run_id, status_code, error)
         if status_code is not None and 200 <= status_code < 300:
             return
         if attempt < ATTEMPTS:
@@ -113,14 +111,3 @@ async def post(
     except httpx.HTTPError as error:
         return None, type(error).__name__
     return response.status_code, None
-
-
-def read_run(engine: Engine, run_id: int) -> AgentRun | None:
-    with Session(engine) as session:
-        return session.get(AgentRun, run_id)
-
-
-def record(engine: Engine, run_id: int, status_code: int | None, error: str | None) -> None:
-    with Session(engine) as session:
-        session.add(WebhookAttempt(run_id=run_id, status_code=status_code, error=error))
-        session.commit()

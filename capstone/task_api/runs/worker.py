@@ -140,7 +140,7 @@ class Worker:
             await self.finish(claim, RunStatus.FAILED, detail="The run failed")
         finally:
             heartbeat.cancel()
-        await deliver_final_status(self.engine, self.settings, claim.run_id)
+        await deliver_final_status(self.queue, self.settings, claim.run_id)
 
     async def finish(self, claim: Claim, status: RunStatus, **outcome: Any) -> None:
         await run_in_threadpool(lambda: self.queue.finish(claim, status, **outcome))
