@@ -36,6 +36,7 @@ def create_api_key(
         )
     )
     response.headers["Location"] = f"/api/v1/api-keys/{stored.id}"
+    response.headers["Cache-Control"] = "no-store"  # the key: shown once, kept by no cache
     return ApiKeyCreated.model_validate({**stored.model_dump(), "key": key})
 
 

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
@@ -59,6 +59,7 @@ def register(data: UserCreate, session: SessionDep) -> User:
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     limits: RateLimitsDep,
@@ -76,6 +77,7 @@ async def login(
         await limits.hit(settings.rate_limit_login, *keys)
         raise NotAuthenticated("Incorrect username or password")
     assert user.id is not None
+    response.headers["Cache-Control"] = "no-store"  # RFC 6749 5.1: no cache keeps a token
     return Token(
         access_token=create_access_token(user.id, settings),
         expires_in=settings.access_token_expire_minutes * 60,

@@ -1,7 +1,8 @@
 """WS /api/v1/agent/ws: the streamed chat over a WebSocket, many turns on one connection.
 
-1. Send the credentials as the first message: `{"token": "..."}` or `{"api_key": "..."}`
-   (never in the URL: URLs end up in logs). Refused credentials close the socket with 1008.
+1. Send the credentials as the first message, within CREDENTIALS_WITHIN_SECONDS:
+   `{"token": "..."}` or `{"api_key": "..."}` (never in the URL: URLs end up in logs).
+   Refused or missing credentials close the socket with 1008.
 2. Send a turn: `{"message": ..., "session_id"?, "temperature"?, "max_output_tokens"?}`.
    The server answers with the events of /agent/chat/stream, one JSON message each:
    `{"event": "delta", "data": {"text": "..."}}`, the turn ending with `done` or `error`.
@@ -33,6 +34,7 @@ router = APIRouter()
 # RFC 6455 close codes (NotAuthenticated closes with 1008, policy violation).
 UNSUPPORTED_DATA = 1003  # not a text message
 INVALID_PAYLOAD = 1007  # text, but not a turn
+CREDENTIALS_WITHIN_SECONDS = 5.0  # a socket that never logs in holds nothing for long
 CREDENTIALS_RECHECK_SECONDS = 30.0
 
 
@@ -63,7 +65,11 @@ async def next_message(websocket: WebSocket) -> dict[str, Any]:
 
 
 async def read_credentials(websocket: WebSocket) -> Credentials:
-    first = await next_message(websocket)
+    try:
+        async with asyncio.timeout(CREDENTIALS_WITHIN_SECONDS):
+            first = await next_message(websocket)
+    except TimeoutError:
+        raise NotAuthenticated("Send the credentials first") from None
     token, api_key = first.get("token"), first.get("api_key")
     if not isinstance(token, str | None) or not isinstance(api_key, str | None):
         raise NotAuthenticated("Could not validate credentials")

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 # Good enough on your laptop, never in production: the check below refuses it there.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-deploy"
 MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_VARIETY = 10  # different characters: "aaaa...a" is long, and guessed at once
 
 
 class Settings(BaseSettings):
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # Origins (https://app.example.com) whose pages may call the API; none: same origin only.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # The host names clients reach the service by (api.example.com); other Host headers get
+    # 400. "*" trusts any: set yours in production.
+    allowed_hosts: Annotated[list[str], NoDecode] = ["*"]
     # Production may turn /docs, /redoc and /openapi.json off.
     docs_enabled: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -72,10 +76,10 @@ class Settings(BaseSettings):
     # Development only: let webhooks reach private, loopback and link-local addresses.
     webhook_allow_private: bool = False
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def comma_separated(cls, value: object) -> object:
-        # CORS_ORIGINS=https://a.example,https://b.example
+        # CORS_ORIGINS=https://a.example,https://b.example; ALLOWED_HOSTS the same way
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
@@ -90,7 +94,12 @@ class Settings(BaseSettings):
     def refuse_unsafe_production_values(self) -> Self:
         if self.environment == "production":
             key = self.secret_key.get_secret_value()
-            if key == DEVELOPMENT_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
+            variety = len(set(key) - set(" \t\n"))
+            if (
+                key == DEVELOPMENT_SECRET_KEY
+                or len(key) < MIN_SECRET_KEY_LENGTH
+                or variety < MIN_SECRET_KEY_VARIETY
+            ):
                 raise ValueError(
                     f"ENVIRONMENT=production needs a SECRET_KEY of at least "
                     f"{MIN_SECRET_KEY_LENGTH} random characters; make one with: "

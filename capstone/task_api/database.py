@@ -23,6 +23,8 @@ from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic.ini"
+# How long a request waits for a free connection before it answers 503 (errors.py).
+POOL_TIMEOUT_SECONDS = 10.0
 
 
 def normalize_database_url(url: str) -> str:
@@ -50,7 +52,11 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # Routes run in a thread pool: let SQLite be used across threads, and wait for a
         # lock rather than fail when two requests write at once.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+        )
         event.listen(engine, "connect", set_sqlite_pragmas)
         return engine
     return create_engine(
@@ -61,6 +67,7 @@ def create_db_engine(url: str) -> Engine:
         pool_recycle=300,
         pool_size=10,
         max_overflow=10,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
     )
 
 

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,14 @@ class RunNotFound(AppError):
 
     def __init__(self, run_id: int) -> None:
         super().__init__(f"Run {run_id} not found")
+
+
+class RunFinished(AppError):
+    status_code = 409
+    description = "The run has already finished"
+
+    def __init__(self, run_id: int, status: str) -> None:
+        super().__init__(f"Run {run_id} has already finished: {status}")
 
 
 class WebhookRefused(AppError):
@@ -221,6 +230,12 @@ def install_error_handlers(app: FastAPI) -> None:
         """The database went away, or is too busy to answer: 503, and the client may retry."""
         logger.error("database unavailable: %s", type(exc.orig).__name__, exc_info=exc)
         return await handle_app_error(request, DatabaseUnavailable())
+
+    @app.exception_handler(PoolTimeout)
+    async def handle_pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        """Every connection of the pool is in use, for longer than POOL_TIMEOUT_SECONDS."""
+        logger.error("database pool exhausted: %s", exc)
+        return await handle_app_error(request, DatabaseUnavailable("The database is too busy"))
 
     @app.exception_handler(Exception)
     async def handle_anything_else(request: Request, exc: Exception) -> JSONResponse:

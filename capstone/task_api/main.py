@@ -14,6 +14,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    # The last one added runs first: request id, then access log, body limit and CORS.
+    # The last one added runs first: request id, access log, trusted hosts, body limit, CORS.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
     )
     app.add_middleware(RefuseLargeBodies, max_body_bytes=settings.max_body_bytes)
+    # A Host header the operator did not list gets 400: it cannot reach a redirect or a link.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(AccessLog)
     app.add_middleware(
         CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_a_request_id

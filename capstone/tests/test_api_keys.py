@@ -121,3 +121,10 @@ def test_a_bad_key_name_is_422(client: TestClient, body: dict[str, Any]) -> None
 def test_keys_need_a_login(anonymous_client: TestClient) -> None:
     assert anonymous_client.post("/api-keys", json={"name": "x"}).status_code == 401
     assert anonymous_client.get("/api-keys").status_code == 401
+
+
+def test_a_new_key_is_never_cached(client: TestClient) -> None:
+    response = client.post("/api-keys", json={"name": "cron"})
+
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"

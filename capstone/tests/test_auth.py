@@ -224,3 +224,12 @@ def test_every_private_route_needs_a_token(
     assert response.status_code == 401
     assert response.json()["detail"] == "Not authenticated"
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_token_is_never_cached(anonymous_client: TestClient, user: User) -> None:
+    response = anonymous_client.post(
+        "/auth/token", data={"username": "alice", "password": PASSWORD}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"

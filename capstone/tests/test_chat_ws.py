@@ -204,3 +204,12 @@ def test_a_turn_counts_against_the_api_limit(
 
     assert refused[-1]["event"] == "error"
     assert refused[-1]["data"]["status"] == 429
+
+
+def test_a_socket_that_never_logs_in_is_closed(
+    service_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("task_api.chat_ws.CREDENTIALS_WITHIN_SECONDS", 0.05)
+
+    with service_client.websocket_connect(URL) as websocket:
+        assert closed_with(websocket) == 1008  # without a word from the client

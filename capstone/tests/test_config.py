@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from task_api.config import DEVELOPMENT_SECRET_KEY, Settings
 
-STRONG_KEY = "k" * 32
+STRONG_KEY = "Kq3v-8ZxR_f2mLw9TnB4yHc7DpJs1Ug6"  # as secrets.token_urlsafe makes them
 
 
 def test_defaults() -> None:
@@ -50,7 +50,10 @@ def test_secrets_are_never_printed() -> None:
         assert "hunter2" not in text and "sk-secret" not in text and STRONG_KEY not in text
 
 
-@pytest.mark.parametrize("secret_key", [DEVELOPMENT_SECRET_KEY, "short", "k" * 31])
+@pytest.mark.parametrize(
+    "secret_key",
+    [DEVELOPMENT_SECRET_KEY, "short", "k" * 31, "k" * 64, " " * 64, "abcabc" * 8 + " " * 16],
+)
 def test_production_refuses_a_weak_secret_key(secret_key: str) -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY") as refused:
         Settings(_env_file=None, environment="production", secret_key=secret_key)  # type: ignore[call-arg]

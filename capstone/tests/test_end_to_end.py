@@ -54,7 +54,7 @@ def base_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "SECRET_KEY": "end-to-end-" + "k" * 32,
+        "SECRET_KEY": "end-to-end-Kq3v8ZxRf2mLw9TnB4yHc7DpJs1Ug6",
         "ENVIRONMENT": "production",
         "LOG_LEVEL": "WARNING",
         "OFFLINE_MODEL_DELAY": "0.05",  # a reply streams for a while, as a real model's does

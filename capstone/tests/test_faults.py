@@ -18,6 +18,7 @@ import pytest
 import redis
 from conftest import API, settings_for
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from task_api.main import create_app
 
@@ -138,6 +139,28 @@ def test_the_database_going_away_is_503_until_it_returns(
         assert client.get("/ready").status_code == 200
         tasks = client.get(f"{API}/tasks", headers=headers).json()
         assert [task["title"] for task in tasks] == ["Survive"]  # nothing half-written
+
+
+def test_an_exhausted_pool_is_503_until_a_connection_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("task_api.database.POOL_TIMEOUT_SECONDS", 0.1)
+    app = create_app(settings_for(f"sqlite:///{tmp_path}/tasks.db", runs_in_process=False))
+    with TestClient(app) as client:
+        headers = log_in(client)
+        held = []
+        with pytest.raises(PoolTimeout):  # someone holds every connection of the pool
+            while True:
+                held.append(app.state.engine.connect())
+
+        reply = client.get(f"{API}/tasks", headers=headers)
+
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["detail"] == "The database is too busy"
+        assert reply.headers["Retry-After"] == "5"
+        for connection in held:
+            connection.close()
+        assert client.get(f"{API}/tasks", headers=headers).status_code == 200
 
 
 @pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (set TEST_REDIS_URL)")

@@ -93,6 +93,7 @@ def test_register_chat_watch_the_tasks_and_run_in_the_background(
     page = browser.new_page(viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]
     expect = playwright.expect
     page.goto(server)
+    expect(page.locator("#workspace")).to_be_hidden()  # nothing to use before signing in
 
     # Register.
     page.get_by_label("Username").fill("alice")

@@ -146,9 +146,21 @@ def test_a_running_run_is_cancelled_at_its_next_step(
     model.resume()
 
     assert accepted.status_code == 202
+    assert (accepted.json()["status"], accepted.json()["cancel_requested"]) == ("running", True)
     run = result(client, run_id).json()
     assert (run["status"], run["detail"]) == ("cancelled", "Cancelled while it ran")
     assert client.get("/tasks").json() == []  # its next step was the tool call: not made
+
+
+def test_a_finished_run_cannot_be_cancelled(client: TestClient) -> None:
+    run_id = start(client, "hello")["id"]
+    assert result(client, run_id).json()["status"] == "succeeded"
+
+    refused = client.post(f"/runs/{run_id}/cancel")
+
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == f"Run {run_id} has already finished: succeeded"
+    assert client.get(f"/runs/{run_id}").json()["status"] == "succeeded"
 
 
 def test_runs_are_listed_newest_first_and_by_status(client: TestClient) -> None:
@@ -308,6 +320,14 @@ def webhook_client(isolated_database_url: str) -> Iterator[TestClient]:
         "ftp://example.com/hook",
         "http://user:pass@example.com/hook",
         "http://no-such-host.invalid/hook",
+        # IPv4 addresses inside IPv6 ones: mapped, compatible, NAT64, 6to4, Teredo
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[::127.0.0.1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # 169.254.169.254 through NAT64
+        "http://[2002:7f00:1::]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "http://224.0.0.1/hook",  # multicast
+        "http://[ff02::1]/hook",
     ],
 )
 def test_a_webhook_only_the_server_could_reach_is_refused(

@@ -51,6 +51,7 @@ def test_not_ready_when_the_database_does_not_answer(
 
     assert response.status_code == 503
     assert response.json()["detail"] == "The database does not answer"
+    assert response.headers["Retry-After"] == "5"  # like every other 503
     assert health.status_code == 200  # alive, just not ready
 
 
@@ -184,3 +185,14 @@ def test_production_may_turn_the_docs_off(database_url: str) -> None:
         statuses = [client.get(path).status_code for path in ["/docs", "/redoc", "/openapi.json"]]
 
     assert statuses == [404, 404, 404]
+
+
+def test_only_the_listed_hosts_are_answered(database_url: str) -> None:
+    app = create_app(settings_for(database_url, allowed_hosts=["api.example.com"]))
+
+    with TestClient(app, base_url="http://api.example.com") as client:
+        listed = client.get("/health")
+        forged = client.get("/health", headers={"Host": "evil.example"})
+
+    assert listed.status_code == 200
+    assert forged.status_code == 400

@@ -145,6 +145,7 @@ class RunPublic(BaseModel):
         description="Once succeeded: reply, session_id, agent, usage, model, duration_ms"
     )
     detail: str | None = Field(description="Why it failed, or was cancelled")
+    cancel_requested: bool = Field(description="Cancel was asked for: it stops at its next step")
     webhook_url: str | None
     webhook_attempts: list[WebhookAttemptPublic]
     created_at: UtcDateTime

@@ -14,6 +14,7 @@ from task_api.deps import RunDep, RunServiceDep
 from task_api.errors import (
     ConversationNotFound,
     NotAuthenticated,
+    RunFinished,
     RunNotFound,
     TooManyRequests,
     WebhookRefused,
@@ -104,8 +105,8 @@ async def stream_run_events(
         yield ServerSentEvent(event=event.type, id=str(event.id), data=event.data)
 
 
-@router.post("/{run_id}/cancel", status_code=202, responses=responses(RunNotFound))
+@router.post("/{run_id}/cancel", status_code=202, responses=responses(RunNotFound, RunFinished))
 def cancel_run(run_id: int, runs: RunServiceDep) -> RunPublic:
-    """Cancel a run: a queued one at once, a running one at its next step (202 either way;
-    the run ends `cancelled` unless it finished first)."""
+    """Cancel a run: a queued one is `cancelled` at once; a running one says
+    `cancel_requested` and stops at its next step. A finished run answers 409."""
     return runs.cancel_run(run_id)

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from task_api.config import Settings
-from task_api.errors import RunNotFound, WebhookRefused
+from task_api.errors import RunFinished, RunNotFound, WebhookRefused
 from task_api.events import AgentEventType
 from task_api.memory import ConversationStore
 from task_api.runs.models import (
@@ -91,8 +91,11 @@ class RunService:
                     await signal.wait()
 
     def cancel_run(self, run_id: int) -> RunPublic:
-        """A queued run is cancelled at once, a running one at its next step."""
-        self.get_run(run_id)
+        """A queued run is cancelled at once, a running one at its next step (it says
+        `cancel_requested`); a finished one is RunFinished."""
+        run = self.get_run(run_id)
+        if run.status in FINAL_STATUSES:
+            raise RunFinished(run_id, run.status)
         return self.public(self.queue.request_cancel(run_id))
 
     def public(self, run: AgentRun) -> RunPublic:
@@ -109,6 +112,7 @@ class RunService:
             {
                 **run.model_dump(),
                 "session_id": run.conversation_id,
+                "cancel_requested": run.cancel_requested,
                 "progress": progress,
                 "webhook_attempts": attempts,
             }

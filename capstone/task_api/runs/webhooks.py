@@ -34,6 +34,37 @@ class UnsafeWebhook(ValueError):
     """A webhook URL this service will not call."""
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, RFC 6052 and 8215).
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def carried_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to, if it carries one: the connection may end
+    there (IPv4-mapped, IPv4-compatible, 6to4, Teredo, NAT64)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in prefix for prefix in NAT64) or int(address) >> 32 == 0:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(address: Address) -> bool:
+    """Global unicast, and so is any IPv4 address it carries: no private, loopback,
+    link-local, reserved or multicast address, however it is written."""
+    return all(
+        each.is_global and not each.is_multicast
+        for each in (address, carried_ipv4(address))
+        if each is not None
+    )
+
+
 def resolve_webhook(url: str, allow_private: bool) -> tuple[str, str]:
     """(the host, the address to connect to) for a webhook URL this service may call.
 
@@ -52,7 +83,7 @@ def resolve_webhook(url: str, allow_private: bool) -> tuple[str, str]:
     addresses = [ipaddress.ip_address(entry[4][0]) for entry in found]
     if not allow_private:
         for address in addresses:
-            if not address.is_global:  # private, loopback, link-local, reserved...
+            if not is_public(address):
                 raise UnsafeWebhook(f"The webhook host resolves to {address}, which is not public")
     return parts.hostname, str(addresses[0])
 
