@@ -17,31 +17,22 @@ as on the SSE route.
 
 import asyncio
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from task_api.agents.turns import Done, Failed, Turn, TurnEvent, data_of, run_turn
-from task_api.deps import AgentsDep, authenticate, get_turn
+from task_api.deps import CREDENTIALS_RECHECK_SECONDS, AgentsDep, Credentials, get_turn
 from task_api.errors import AppError, BadMessage, NotAuthenticated
-from task_api.models import ChatRequest, User
+from task_api.models import ChatRequest
 
 router = APIRouter()
 
-# RFC 6455 close codes (NotAuthenticated closes with 1008, policy violation).
+# RFC 6455 close codes (refused credentials close with 1008: errors.AppError.close_code).
 UNSUPPORTED_DATA = 1003  # not a text message
 INVALID_PAYLOAD = 1007  # text, but not a turn
 CREDENTIALS_WITHIN_SECONDS = 5.0  # a socket that never logs in holds nothing for long
-CREDENTIALS_RECHECK_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class Credentials:
-    token: str | None
-    api_key: str | None
 
 
 def parse(message: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +56,7 @@ async def next_message(websocket: WebSocket) -> dict[str, Any]:
 
 
 async def read_credentials(websocket: WebSocket) -> Credentials:
+    """The first message's credentials, not yet checked."""
     try:
         async with asyncio.timeout(CREDENTIALS_WITHIN_SECONDS):
             first = await next_message(websocket)
@@ -73,15 +65,8 @@ async def read_credentials(websocket: WebSocket) -> Credentials:
     token, api_key = first.get("token"), first.get("api_key")
     if not isinstance(token, str | None) or not isinstance(api_key, str | None):
         raise NotAuthenticated("Could not validate credentials")
-    return Credentials(token, api_key)
-
-
-async def identify(websocket: WebSocket, credentials: Credentials) -> User:
-    """The user the credentials name, as for any request (deps.authenticate); 401 if none."""
     state = websocket.app.state
-    return await run_in_threadpool(
-        authenticate, state.engine, state.settings, credentials.token, credentials.api_key
-    )
+    return Credentials(state.engine, state.settings, token, api_key)
 
 
 @router.websocket("/agent/ws")
@@ -90,7 +75,7 @@ async def chat_over_websocket(websocket: WebSocket, agents: AgentsDep) -> None:
     try:
         credentials = await read_credentials(websocket)
         await converse(websocket, credentials, agents)
-    except (BadMessage, NotAuthenticated) as refused:
+    except AppError as refused:  # not a turn, no (more) credentials, too many sockets
         await websocket.close(refused.close_code, refused.detail[:123])
     except WebSocketDisconnect:
         return
@@ -104,12 +89,18 @@ async def next_turn(websocket: WebSocket, credentials: Credentials) -> dict[str,
             async with asyncio.timeout(CREDENTIALS_RECHECK_SECONDS):
                 return await next_message(websocket)
         except TimeoutError:
-            await identify(websocket, credentials)
+            await credentials.user()
 
 
 async def converse(websocket: WebSocket, credentials: Credentials, agents: AgentsDep) -> None:
     """Take turns until the client leaves, sends what is not a turn, or its credentials end."""
-    await identify(websocket, credentials)
+    user = await credentials.user()
+    assert user.id is not None
+    with websocket.app.state.rate_limits.holding_open(user.id):
+        await take_turns(websocket, credentials, agents)
+
+
+async def take_turns(websocket: WebSocket, credentials: Credentials, agents: AgentsDep) -> None:
     conversation_id: str | None = None
     pending: dict[str, Any] | None = None
     while True:
@@ -120,7 +111,7 @@ async def converse(websocket: WebSocket, credentials: Credentials, agents: Agent
             detail = "; ".join(e["msg"] for e in error.errors(include_url=False)[:3])
             raise BadMessage(f"Not a turn: {detail}", INVALID_PAYLOAD) from None
         request.session_id = request.session_id or conversation_id
-        user = await identify(websocket, credentials)  # before each turn, as on a request
+        user = await credentials.user()  # before each turn, as on a request
         assert user.id is not None
         try:
             await websocket.app.state.rate_limits.hit_user(user.id)

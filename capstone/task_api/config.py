@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     rate_limit_login: str = "5/minute"
     rate_limit_register: str = "10/hour"  # per client address, on POST /auth/register
     rate_limit_api: str = "120/minute"  # per user, on every other /api/v1 route
+    # Event streams, result waits and WebSockets one user may hold open at once, per process.
+    max_open_per_user: int = Field(default=10, ge=1)
 
     # "offline": the built-in model, no key, no network. Anything else is an OpenAI model
     # name (gpt-4.1-mini, ...), or a model of the server at OPENAI_BASE_URL (Ollama, vLLM).

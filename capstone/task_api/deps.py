@@ -6,7 +6,9 @@ on `app.state`. Those dependencies are `async def`: they only read `app.state`, 
 `def` would cost a trip to a worker thread for it.
 """
 
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from agents import Agent, ModelSettings
@@ -95,6 +97,56 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+# A connection that stays open asks again, this often, whether its credentials still hold.
+CREDENTIALS_RECHECK_SECONDS = 30.0
+
+
+@dataclass
+class Credentials:
+    """What a long-lived connection logged in with, to ask again later whether it holds."""
+
+    engine: Engine
+    settings: Settings
+    token: str | None
+    api_key: str | None
+    checked_at: float = field(default_factory=time.monotonic)
+
+    async def user(self) -> User:
+        """The user they name now (deps.authenticate); NotAuthenticated once they do not."""
+        self.checked_at = time.monotonic()
+        return await run_in_threadpool(
+            authenticate, self.engine, self.settings, self.token, self.api_key
+        )
+
+    async def still_hold(self) -> bool:
+        """Checked at most every CREDENTIALS_RECHECK_SECONDS: a revoked key or an expired
+        token ends the stream that asks."""
+        if time.monotonic() - self.checked_at < CREDENTIALS_RECHECK_SECONDS:
+            return True
+        try:
+            await self.user()
+        except NotAuthenticated:
+            return False
+        return True
+
+
+async def get_credentials(
+    connection: HTTPConnection, token: TokenDep, api_key: ApiKeyDep
+) -> Credentials:
+    state = connection.app.state
+    return Credentials(state.engine, state.settings, token, api_key)
+
+
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+
+
+async def hold_open(user: CurrentUser, limits: RateLimitsDep) -> AsyncIterator[None]:
+    """For a route that stays open (a stream, a wait): counts against what the caller may
+    hold open at once until its response ends; 429 past the limit, before it starts."""
+    assert user.id is not None
+    with limits.holding_open(user.id):
+        yield
 
 
 def client_address(request: Request) -> str:

@@ -34,6 +34,7 @@ class AppError(Exception):
     status_code = 400
     description = "The request breaks a rule of the API"
     headers: dict[str, str] | None = None
+    close_code = 1008  # a WebSocket closed for it: policy violation (RFC 6455)
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -43,7 +44,6 @@ class AppError(Exception):
 class NotAuthenticated(AppError):
     status_code = 401
     description = "Missing or invalid credentials: a bearer token or an X-API-Key"
-    close_code = 1008  # a WebSocket's: policy violation
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -53,6 +53,7 @@ class NotAuthenticated(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     description = "Too many requests; the Retry-After header says how many seconds to wait"
+    close_code = 1013  # try again later
 
     def __init__(self, limit: str, retry_after: int) -> None:
         super().__init__(f"Too many requests: the limit is {limit}")

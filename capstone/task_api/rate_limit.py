@@ -1,5 +1,5 @@
 """Rate limits: registrations and logins per client address, failed logins per username,
-and calls to the API per user.
+calls to the API per user, and what one user may hold open at once.
 
 The counters live in this process's memory, or, with REDIS_URL, in Redis, where every
 worker process counts the same requests. The `limits` package does the counting (lesson 09
@@ -9,6 +9,9 @@ used it through slowapi); the app keeps one `RateLimits` from start-up to shutdo
 import logging
 import math
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from limits import parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -33,6 +36,24 @@ class RateLimits:
             url = settings.redis_url.get_secret_value()
             self.storage = RedisStorage(f"async+{url}", implementation="redispy")
         self.limiter = FixedWindowRateLimiter(self.storage)
+        self.held_open: Counter[int] = Counter()  # user id -> streams, waits, sockets open
+
+    @contextmanager
+    def holding_open(self, user_id: int) -> Iterator[None]:
+        """One more connection the user keeps open (an event stream, a wait for a run's
+        result, a WebSocket), for as long as the block runs: 429 past MAX_OPEN_PER_USER, so
+        that one user cannot take every connection a process can serve. Counted per process.
+        """
+        limit = self.settings.max_open_per_user
+        if self.held_open[user_id] >= limit:
+            raise TooManyRequests(f"{limit} open streams, waits and sockets", retry_after=5)
+        self.held_open[user_id] += 1
+        try:
+            yield
+        finally:
+            self.held_open[user_id] -= 1
+            if not self.held_open[user_id]:
+                del self.held_open[user_id]
 
     async def hit(self, limits: str, *keys: str) -> None:
         """Count one request against each of `limits` ("5/minute;50/hour"); 429 when over.

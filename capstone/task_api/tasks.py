@@ -1,11 +1,17 @@
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from task_api.deps import EventBrokerDep, TaskEventsStartDep, TaskServiceDep
+from task_api.deps import (
+    CredentialsDep,
+    EventBrokerDep,
+    TaskEventsStartDep,
+    TaskServiceDep,
+    hold_open,
+)
 from task_api.errors import (
     DuplicateTask,
     EmptyUpdate,
@@ -42,9 +48,10 @@ def list_tasks(
     "/events",
     response_class=EventSourceResponse,
     responses=responses(NotAuthenticated, TooManyRequests, streaming=True),
+    dependencies=[Depends(hold_open)],
 )
 async def stream_task_events(
-    start: TaskEventsStartDep, broker: EventBrokerDep
+    start: TaskEventsStartDep, broker: EventBrokerDep, credentials: CredentialsDep
 ) -> AsyncIterator[ServerSentEvent]:
     """Your task changes as Server-Sent Events: `task.created`, `task.updated`, `task.deleted`.
 
@@ -61,6 +68,8 @@ async def stream_task_events(
                 yield ServerSentEvent(event=event.type, id=str(event.id), data=event.data)
                 seen = event.id  # type: ignore[assignment]
             await signal.wait()
+            if not await credentials.still_hold():  # a revoked key, an expired token
+                return
 
 
 @router.post(

@@ -5,6 +5,7 @@ That database is emptied by the tests: never point it at data you want to keep.
 """
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -165,6 +166,25 @@ def bearer(user: User, settings: Settings) -> dict[str, str]:
     """The header a client sends after logging in as this user."""
     assert user.id is not None
     return {"Authorization": f"Bearer {create_access_token(user.id, settings)}"}
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string in parsed JSON, keys too, however deep; a string that holds JSON is opened.
+
+    Assert on these, not on `str(body)`: that escapes quotes (`'Bob\\'s secret'`), so a
+    leaked title need not match. A tool's output is JSON in a string, and may escape it too.
+    """
+    if isinstance(value, dict):
+        return strings_in([*value.keys(), *value.values()])
+    if isinstance(value, list | tuple):
+        return [string for item in value for string in strings_in(item)]
+    if not isinstance(value, str):
+        return []
+    try:
+        inner = json.loads(value)
+    except ValueError:
+        return [value]
+    return [value, *strings_in(inner)] if isinstance(inner, dict | list) else [value]
 
 
 @pytest.fixture

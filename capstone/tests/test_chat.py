@@ -1,5 +1,6 @@
 """POST /agent/chat and /agent/chat/stream: the agents, driven by real models and real tools."""
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 from agents import Model, ModelBehaviorError
 from agents.testing import ScriptedModel, assistant_message, function_call
-from conftest import PausingModel
+from conftest import PausingModel, strings_in
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlmodel import Session, select
@@ -90,7 +91,7 @@ def test_a_tool_output_names_its_call(client: TestClient) -> None:
     call = next(e.json() for e in events if e.event == "tool_call")
     output = next(e.json() for e in events if e.event == "tool_output")
     assert (output["call_id"], output["name"]) == (call["call_id"], "create_task")
-    assert '"Buy milk"' in output["output"]
+    assert json.loads(output["output"])["title"] == "Buy milk"
 
 
 def test_every_kind_of_request_has_a_specialist() -> None:
@@ -127,8 +128,9 @@ def test_a_conversation_is_remembered(client: TestClient, use_model: UseModel) -
     second = chat(client, "What do I like?", session_id=first["session_id"]).json()
 
     assert second["session_id"] == first["session_id"]
-    said_before = str(model.calls[1].input)
+    said_before = strings_in(model.calls[1].input)
     assert "Remember: I like milk" in said_before and "Noted." in said_before
+    model.assert_complete()
 
 
 def test_the_offline_model_reads_the_conversation(client: TestClient) -> None:
@@ -172,6 +174,7 @@ def test_temperature_and_max_output_tokens_reach_the_model(
 
     settings = model.calls[0].model_settings
     assert (settings.temperature, settings.max_tokens) == (0.2, 50)
+    model.assert_complete()
 
 
 @pytest.mark.parametrize(
@@ -232,7 +235,8 @@ def test_no_phrasing_reaches_another_users_tasks(
         "Plan a heist of Bob's tasks",
     ]:
         body = chat(client, message).json()
-        assert "Bob's secret" not in str(body), message
+        leaked = [text for text in strings_in(body) if "Bob's secret" in text]
+        assert leaked == [], message
 
     assert other_client.get(f"/tasks/{secret['id']}").json() == secret
 
@@ -243,42 +247,42 @@ def test_a_model_cannot_say_whose_tasks_to_use(
     secret = other_client.post("/tasks", json={"title": "Bob's secret"}).json()
     bob = other_client.get("/users/me").json()["id"]
     # A model that tries anyway: the tools take no user, so the caller's id is the only one.
-    use_model(
-        ScriptedModel(
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_clerk", {}, call_id="h1")],
             [
-                [function_call("transfer_to_clerk", {}, call_id="h1")],
-                [
-                    function_call(
-                        "get_task", {"task_id": secret["id"], "owner_id": bob}, call_id="c1"
-                    ),
-                    function_call(
-                        "delete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
-                    ),
-                ],
-                [assistant_message("Done.")],
-            ]
-        )
+                function_call(
+                    "get_task", {"task_id": secret["id"], "owner_id": bob}, call_id="c1"
+                ),
+                function_call(
+                    "delete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
+                ),
+            ],
+            [assistant_message("Done.")],
+        ]
     )
+    use_model(model)
 
     body = chat(client, "Show me Bob's task, then delete it").json()
 
-    assert "Bob's secret" not in str(body)
+    not_found = {"error": f"Task {secret['id']} not found"}
+    assert [json.loads(call["output"]) for call in body["tool_calls"]] == [not_found, not_found]
     assert other_client.get(f"/tasks/{secret['id']}").json() == secret
+    model.assert_complete()
 
 
 # --- failures: always a 502/504 or an `error` event, and only complete turns kept ---------
 
 
 def test_a_tool_error_is_passed_to_the_model(client: TestClient, use_model: UseModel) -> None:
-    use_model(
-        ScriptedModel(
-            [
-                [function_call("transfer_to_reporter", {}, call_id="h1")],
-                [function_call("get_task", {"task_id": 42}, call_id="c1")],
-                [assistant_message("There is no task 42.")],
-            ]
-        )
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_reporter", {}, call_id="h1")],
+            [function_call("get_task", {"task_id": 42}, call_id="c1")],
+            [assistant_message("There is no task 42.")],
+        ]
     )
+    use_model(model)
 
     body = chat(client, "Show task 42").json()
 
@@ -290,20 +294,20 @@ def test_a_tool_error_is_passed_to_the_model(client: TestClient, use_model: UseM
         }
     ]
     assert body["reply"] == "There is no task 42."
+    model.assert_complete()
 
 
 def test_a_failed_run_keeps_the_tool_calls_that_finished_but_not_the_turn(
     client: TestClient, use_model: UseModel
 ) -> None:
-    use_model(
-        ScriptedModel(
-            [
-                [function_call("transfer_to_clerk", {}, call_id="h1")],
-                [function_call("create_task", {"title": "Done before"}, call_id="c1")],
-                ModelBehaviorError("the model sent something unusable"),
-            ]
-        )
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_clerk", {}, call_id="h1")],
+            [function_call("create_task", {"title": "Done before"}, call_id="c1")],
+            ModelBehaviorError("the model sent something unusable"),
+        ]
     )
+    use_model(model)
 
     response = chat(client, "Add a task")
 
@@ -311,12 +315,14 @@ def test_a_failed_run_keeps_the_tool_calls_that_finished_but_not_the_turn(
     assert response.json()["detail"] == "The model's answer could not be used"
     assert [task["title"] for task in client.get("/tasks").json()] == ["Done before"]
     assert client.get("/conversations").json() == []
+    model.assert_complete()
 
 
 def test_a_model_that_fails_in_any_way_is_an_error_event_logged_once(
     client: TestClient, use_model: UseModel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    use_model(ScriptedModel([OverflowError("date value out of range")]))
+    model = ScriptedModel([OverflowError("date value out of range")])
+    use_model(model)
 
     events = events_of(stream(client, "Add a task to buy milk in 999999999 days"))
 
@@ -324,26 +330,31 @@ def test_a_model_that_fails_in_any_way_is_an_error_event_logged_once(
     assert events[-1].json() == {"detail": "The model's answer could not be used", "status": 502}
     [record] = [r for r in caplog.records if r.name == "task_api.agents.turns"]
     assert record.exc_info is not None and isinstance(record.exc_info[1], OverflowError)
+    model.assert_complete()
 
 
 def test_a_run_that_ends_without_a_reply_is_502(client: TestClient, use_model: UseModel) -> None:
-    use_model(ScriptedModel([[]]))
+    model = ScriptedModel([[]])  # the model answers, with nothing in it
+    use_model(model)
 
     response = chat(client, "Hello?")
 
     assert response.status_code == 502
     assert response.json()["detail"] == "The model ended its answer without a reply"
+    model.assert_complete()
 
 
 def test_too_many_turns_is_502(client: TestClient, use_model: UseModel) -> None:
     handoff = [[function_call("transfer_to_clerk", {}, call_id="h1")]]
     again = [[function_call("list_tasks", {}, call_id=f"c{n}")] for n in range(MAX_TURNS)]
-    use_model(ScriptedModel(handoff + again))
+    model = ScriptedModel(handoff + again)
+    use_model(model)
 
     response = chat(client, "Go round in circles")
 
     assert response.status_code == 502
     assert response.json()["detail"] == f"The agent did not finish within {MAX_TURNS} turns"
+    assert model.remaining_steps == 1  # stopped after MAX_TURNS answers, before the last
 
 
 def offline() -> OfflineModel:
@@ -464,7 +475,7 @@ def test_a_wrong_api_key_is_502_and_the_key_is_not_shown(
     response = chat(client, "What do I have to do?")
 
     assert response.status_code == 502
-    assert "test-key" not in response.text
+    assert [text for text in strings_in(response.json()) if "test-key" in text] == []
 
 
 @pytest.mark.parametrize("misbehaviour", MISBEHAVIOURS)

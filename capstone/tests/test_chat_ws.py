@@ -213,3 +213,19 @@ def test_a_socket_that_never_logs_in_is_closed(
 
     with service_client.websocket_connect(URL) as websocket:
         assert closed_with(websocket) == 1008  # without a word from the client
+
+
+def test_a_user_may_hold_only_so_many_sockets_open(
+    fresh_app: FastAPI, service_client: TestClient, user: User, settings: Settings
+) -> None:
+    from task_api.rate_limit import RateLimits
+
+    fresh_app.state.rate_limits = RateLimits(settings.model_copy(update={"max_open_per_user": 1}))
+    token = token_of(user, settings)
+
+    with service_client.websocket_connect(URL) as first:
+        assert turn(log_in(first, token=token), "hello")[-1]["event"] == "done"
+        with service_client.websocket_connect(URL) as second:
+            log_in(second, token=token)
+            assert closed_with(second) == 1013  # try again later
+        assert turn(first, "hello again")[-1]["event"] == "done"

@@ -13,7 +13,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, delete
 
 from course_shared.sse import COMMENT, ServerSentEvent, iter_sse
+from task_api.config import Settings
 from task_api.models import TaskCreate, TaskEvent, User
+from task_api.rate_limit import RateLimits
 from task_api.repository import TaskRepository
 from task_api.services import TaskService
 
@@ -220,3 +222,48 @@ def test_the_api_document_says_the_errors_are_json(service_client: TestClient) -
     assert set(responses["200"]["content"]) == {"text/event-stream"}
     for status in ["401", "429"]:
         assert set(responses[status]["content"]) == {"application/json"}
+
+
+def test_a_user_may_hold_only_so_many_streams_open(
+    fresh_app: FastAPI, client: TestClient, settings: Settings
+) -> None:
+    fresh_app.state.rate_limits = RateLimits(settings.model_copy(update={"max_open_per_user": 2}))
+
+    with open_stream(client) as first, open_stream(client) as second:
+        assert (first.status_code, second.status_code) == (200, 200)
+        with open_stream(client) as refused:
+            assert refused.status_code == 429
+            refused.read()
+            detail = refused.json()["detail"]
+        assert detail == "Too many requests: the limit is 2 open streams, waits and sockets"
+        assert client.get("/tasks").status_code == 200  # only what stays open is bounded
+
+    # Closed, they no longer count (the server notices on its own loop: within a bound).
+    for _ in range(MAX_LINES):
+        with open_stream(client) as again:
+            if again.status_code == 200:
+                break
+    assert again.status_code == 200
+
+
+def test_a_stream_ends_when_its_key_is_revoked(
+    client: TestClient, anonymous_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("task_api.deps.CREDENTIALS_RECHECK_SECONDS", 0)
+    key = client.post("/api-keys", json={"name": "dashboard"}).json()
+
+    with open_stream(anonymous_client, **{"X-API-Key": key["key"]}) as response:
+        assert response.status_code == 200
+        client.delete(f"/api-keys/{key['id']}")
+        client.post("/tasks", json={"title": "After the revocation"})
+        events = [
+            event
+            for _, event in zip(
+                range(MAX_LINES),
+                iter_sse(response.iter_lines(), include_comments=True),
+                strict=False,
+            )
+            if event.event != COMMENT
+        ]
+
+    assert events == []  # the stream ended, and told nothing of the new task

@@ -1,5 +1,6 @@
 """Background runs through the API, carried out by the worker inside the app (RUNS_IN_PROCESS)."""
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -127,11 +128,13 @@ def test_a_run_continues_a_conversation(client: TestClient) -> None:
 
 
 def test_a_failed_run_says_why(client: TestClient, use_run_model: UseModel) -> None:
-    use_run_model(ScriptedModel([OverflowError("the model broke")]))
+    model = ScriptedModel([OverflowError("the model broke")])
+    use_run_model(model)
 
     run = result(client, start(client, "hello")["id"]).json()
 
     assert (run["status"], run["detail"]) == ("failed", "The model's answer could not be used")
+    model.assert_complete()
 
 
 def test_a_running_run_is_cancelled_at_its_next_step(
@@ -415,7 +418,7 @@ def test_the_final_status_is_posted_signed_and_retried(
     assert [a["status_code"] for a in attempts] == [500, 503, 200]
     signature, body = Receiver.received[-1]
     assert signature == sign(body, "s3cret")
-    assert b'"status": "succeeded"' in body
+    assert json.loads(body)["status"] == "succeeded"
 
 
 def test_a_webhook_redirect_is_not_followed(

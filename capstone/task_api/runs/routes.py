@@ -7,10 +7,10 @@ Its status, its result and its events are there for any process to answer.
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from task_api.deps import RunDep, RunServiceDep
+from task_api.deps import CredentialsDep, RunDep, RunServiceDep, hold_open
 from task_api.errors import (
     ConversationNotFound,
     NotAuthenticated,
@@ -72,6 +72,7 @@ def read_run(run_id: int, runs: RunServiceDep) -> RunPublic:
         **responses(RunNotFound),
         202: {"model": RunPublic, "description": "Not final yet: the run's status"},
     },
+    dependencies=[Depends(hold_open)],
 )
 async def wait_for_result(
     run_id: int,
@@ -90,10 +91,12 @@ async def wait_for_result(
     "/{run_id}/events",
     response_class=EventSourceResponse,
     responses=responses(RunNotFound, NotAuthenticated, TooManyRequests, streaming=True),
+    dependencies=[Depends(hold_open)],
 )
 async def stream_run_events(
     run: RunDep,
     runs: RunServiceDep,
+    credentials: CredentialsDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The run's events as Server-Sent Events, from the first (or after `Last-Event-ID`),
@@ -101,7 +104,7 @@ async def stream_run_events(
     and `status`; the stream ends after the event that carries the final status."""
     assert run.id is not None
     after = parse_event_id(last_event_id) or 0
-    async for event in runs.follow_events(run.id, after):
+    async for event in runs.follow_events(run.id, after, credentials.still_hold):
         yield ServerSentEvent(event=event.type, id=str(event.id), data=event.data)
 
 

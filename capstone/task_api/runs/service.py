@@ -1,7 +1,7 @@
 """The rules of one user's background runs, whichever process answers: the routes call this."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 
 from fastapi.concurrency import run_in_threadpool
@@ -76,9 +76,13 @@ class RunService:
                 run = await run_in_threadpool(self.get_run, run_id)
         return await run_in_threadpool(self.public, run)
 
-    async def follow_events(self, run_id: int, after: int) -> AsyncIterator[AgentRunEvent]:
+    async def follow_events(
+        self, run_id: int, after: int, still_allowed: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[AgentRunEvent]:
         """The run's events after the id `after`, then live ones as they are written, until
-        the event that carries its final status. The caller has found the run with get_run."""
+        the event that carries its final status, or until `still_allowed()` says no (the
+        caller's credentials ended).
+        The caller has found the run with get_run."""
         with self.queue.notifier.listening(run_channel(run_id)) as signal:
             while True:
                 events = await run_in_threadpool(self.queue.events_after, run_id, after)
@@ -89,6 +93,8 @@ class RunService:
                         return
                 if not events:
                     await signal.wait()
+                if not await still_allowed():
+                    return
 
     def cancel_run(self, run_id: int) -> RunPublic:
         """A queued run is cancelled at once, a running one at its next step (it says
