@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # false, only `python -m task_api.worker` processes do.
     runs_in_process: bool = True
     worker_concurrency: int = Field(default=4, ge=1, le=64)  # runs at once, per process
+    max_queued_runs_per_user: int = Field(default=20, ge=1)  # waiting at once; 429 past it
     # A worker renews its lease on a run every third of this; a run whose lease runs out
     # (its worker crashed) is taken up again, or failed (see the README).
     run_lease_seconds: float = Field(default=30, ge=3, le=3600)

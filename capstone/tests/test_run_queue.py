@@ -78,6 +78,22 @@ def test_high_priority_first_then_the_oldest(queue: RunQueue, owner: int) -> Non
     assert queue.claim("w") is None
 
 
+def test_one_user_cannot_keep_another_waiting(queue: RunQueue, owner: int, engine: Engine) -> None:
+    with Session(engine) as session:
+        bob = User(username="bob", hashed_password="x")
+        session.add(bob)
+        session.commit()
+        assert bob.id is not None
+        other = bob.id
+    many = [queue.enqueue(owner, RunCreate(message="mine", priority="high")) for _ in range(5)]
+    bobs = queue.enqueue(other, RunCreate(message="bob's, later and normal"))
+
+    first, second = queue.claim("w"), queue.claim("w")
+
+    assert first is not None and second is not None
+    assert (first.run_id, second.run_id) == (many[0].id, bobs.id)
+
+
 def test_a_claim_raises_the_attempt_and_takes_a_lease(
     queue: RunQueue, owner: int, engine: Engine
 ) -> None:

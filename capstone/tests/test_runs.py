@@ -260,6 +260,21 @@ def queue_only(isolated_database_url: str) -> Iterator[tuple[TestClient, User]]:
         yield client, alice
 
 
+def test_a_user_may_queue_only_so_many_runs(queue_only: tuple[TestClient, User]) -> None:
+    client, _ = queue_only
+    state = client.app.state  # type: ignore[attr-defined]
+    state.settings = state.settings.model_copy(update={"max_queued_runs_per_user": 2})
+    first, _second = start(client, "one")["id"], start(client, "two")["id"]
+
+    refused = client.post("/runs", json={"message": "three"})
+
+    assert refused.status_code == 429
+    assert refused.json()["detail"] == "Too many requests: the limit is 2 queued runs"
+    assert refused.headers["Retry-After"] == "10"
+    client.post(f"/runs/{first}/cancel")  # one fewer waiting: room for another
+    assert client.post("/runs", json={"message": "three"}).status_code == 202
+
+
 def test_a_queued_run_is_cancelled_at_once(queue_only: tuple[TestClient, User]) -> None:
     client, _ = queue_only
     run_id = start(client, "Plan my week")["id"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, update
+from sqlalchemy import Engine, case, delete, func, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from task_api.events import AgentEventType, Notifier
@@ -82,6 +83,13 @@ class RunQueue:
         self.notifier.notify(QUEUE_CHANNEL)
         return run
 
+    def count_queued(self, owner_id: int) -> int:
+        query = select(func.count()).where(
+            AgentRun.owner_id == owner_id, AgentRun.status == RunStatus.QUEUED
+        )
+        with Session(self.engine) as session:
+            return session.exec(query).one()
+
     def get(self, owner_id: int, run_id: int) -> AgentRun | None:
         """The owner's run; None for someone else's, as for one that does not exist."""
         run = self.read(run_id) if 1 <= run_id <= MAX_ID else None
@@ -125,13 +133,34 @@ class RunQueue:
             return list(session.exec(query).all())
 
     def claim(self, worker: str) -> Claim | None:
-        """Take the next queued run, or None. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
-        workers claim at the same time without waiting on each other or taking one run twice."""
+        """Take the next queued run, or None.
+
+        Fair between users: each user's next run (high priority first, then the oldest) is
+        a candidate, and the candidate of the user with the fewest runs running goes first
+        (then the oldest), so a user who queued a hundred runs, high ones included, cannot
+        keep another user's one run waiting. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
+        workers claim at the same time without waiting on each other or taking one run twice.
+        """
         high_first = case((col(AgentRun.priority) == RunPriority.HIGH, 0), else_=1)
+        place = func.row_number().over(
+            partition_by=AgentRun.owner_id, order_by=(high_first, col(AgentRun.id))
+        )
+        queued = (
+            select(AgentRun.id, place.label("place"))
+            .where(AgentRun.status == RunStatus.QUEUED)
+            .subquery()
+        )
+        heads = select(queued.c.id).where(queued.c.place == 1)  # each user's next run
+        running = aliased(AgentRun)
+        busy = (
+            select(func.count())
+            .where(running.owner_id == AgentRun.owner_id, running.status == RunStatus.RUNNING)
+            .scalar_subquery()
+        )
         next_run = (
             select(AgentRun.id)
-            .where(AgentRun.status == RunStatus.QUEUED)
-            .order_by(high_first, col(AgentRun.id))
+            .where(col(AgentRun.id).in_(heads), AgentRun.status == RunStatus.QUEUED)
+            .order_by(busy, col(AgentRun.id))
             .limit(1)
             .with_for_update(skip_locked=True)  # SQLite has no such clause, and one writer
             .scalar_subquery()

@@ -33,7 +33,7 @@ router = APIRouter(
 @router.post(
     "",
     status_code=202,
-    responses=responses(ConversationNotFound, WebhookRefused, reads_body=True),
+    responses=responses(ConversationNotFound, WebhookRefused, TooManyRequests, reads_body=True),
 )
 def create_run(data: RunCreate, response: Response, runs: RunServiceDep) -> RunAccepted:
     """Queue a message for the agents to work on in the background; 202 at once.

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from task_api.config import Settings
-from task_api.errors import RunFinished, RunNotFound, WebhookRefused
+from task_api.errors import RunFinished, RunNotFound, TooManyRequests, WebhookRefused
 from task_api.events import AgentEventType
 from task_api.memory import ConversationStore
 from task_api.runs.models import (
@@ -35,7 +35,11 @@ class RunService:
         self.settings = settings
 
     def create_run(self, data: RunCreate) -> AgentRun:
-        """Queue the run, once its conversation and webhook are known to be fine. Blocking."""
+        """Queue the run, once its conversation and webhook are known to be fine, and the
+        user has fewer than MAX_QUEUED_RUNS_PER_USER waiting. Blocking."""
+        cap = self.settings.max_queued_runs_per_user
+        if self.queue.count_queued(self.owner_id) >= cap:
+            raise TooManyRequests(f"{cap} queued runs", retry_after=10)
         if data.session_id is not None:
             with Session(self.queue.engine) as session:  # 404 for a conversation not theirs
                 ConversationStore(session, self.owner_id).get(data.session_id)
