@@ -14,6 +14,8 @@ from conftest import API, PausingModel, bearer, settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from course_shared.offline_model import OfflineModel
 from course_shared.sse import parse_sse
@@ -21,7 +23,6 @@ from task_api.agents.provider import OFFLINE_ROUTES
 from task_api.agents.team import build_agents
 from task_api.main import create_app
 from task_api.models import User
-from task_api.runs.webhooks import sign
 
 UseModel = Callable[[Model], None]
 
@@ -361,12 +362,16 @@ class Receiver(BaseHTTPRequestHandler):
     """A webhook receiver on 127.0.0.1 that answers with the statuses the test gives it."""
 
     answers: ClassVar[list[int]] = []
-    received: ClassVar[list[tuple[str, bytes]]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     redirect_to: ClassVar[str] = ""
+
+    hold: ClassVar[threading.Event | None] = None  # set: answer only once it is set
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((self.headers["X-Webhook-Signature"], body))
+        if Receiver.hold is not None:
+            Receiver.hold.wait(timeout=60)
+        Receiver.received.append((dict(self.headers), body))
         status = Receiver.answers.pop(0) if Receiver.answers else 200
         self.send_response(status)
         if status == 302:
@@ -381,7 +386,7 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receivers() -> Iterator[tuple[str, str]]:
     """Two receivers' URLs; the second should never be reached."""
-    Receiver.answers, Receiver.received = [], []
+    Receiver.answers, Receiver.received, Receiver.hold = [], [], None
     servers = [HTTPServer(("127.0.0.1", 0), Receiver) for _ in range(2)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -431,9 +436,62 @@ def test_the_final_status_is_posted_signed_and_retried(
 
     attempts = delivered(client, run_id, 3)
     assert [a["status_code"] for a in attempts] == [500, 503, 200]
-    signature, body = Receiver.received[-1]
-    assert signature == sign(body, "s3cret")
+    headers, body = Receiver.received[-1]
+    # A receiver checks it with the Standard Webhooks library, and the same secret.
+    assert Webhook(b"s3cret").verify(body, headers) == json.loads(body)
     assert json.loads(body)["status"] == "succeeded"
+    assert {h["webhook-id"] for h, _ in Receiver.received} == {f"run_{run_id}"}  # one message
+
+
+def test_a_replayed_delivery_is_refused_by_its_receiver(
+    local_webhook_client: TestClient, receivers: tuple[str, str]
+) -> None:
+    client, (url, _) = local_webhook_client, receivers
+    run_id = start(client, "hello", webhook_url=url)["id"]
+    result(client, run_id)
+    delivered(client, run_id, 1)
+    headers, body = Receiver.received[-1]
+    # Captured and sent again later, its timestamp is too old; and the timestamp is signed,
+    # so moving it forward breaks the signature.
+    sent = int(headers["webhook-timestamp"])
+    stale = {**headers, "webhook-timestamp": str(sent - 3600)}
+    moved = {**headers, "webhook-timestamp": str(sent + 60)}
+
+    for forged in (stale, moved):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(b"s3cret").verify(body, forged)
+
+
+def test_a_slow_receiver_holds_no_run_slot(
+    isolated_database_url: str, receivers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("task_api.runs.webhooks.TIMEOUT_SECONDS", 30.0)
+    Receiver.hold = threading.Event()  # the receiver answers only once the test lets it
+    settings = settings_for(
+        isolated_database_url,
+        webhook_secret="s3cret",
+        webhook_allow_private=True,
+        worker_concurrency=1,
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app, base_url=f"http://testserver{API}") as client:
+            with Session(app.state.engine) as session:
+                alice = User(username="alice", hashed_password="x")
+                session.add(alice)
+                session.commit()
+                session.refresh(alice)
+            client.headers.update(bearer(alice, app.state.settings))
+            first = start(client, "hello", webhook_url=receivers[0])["id"]
+            assert result(client, first).json()["status"] == "succeeded"
+
+            second = start(client, "Add a task to buy milk")["id"]  # one slot: is it free?
+
+            assert result(client, second).json()["status"] == "succeeded"
+            assert client.get(f"/runs/{first}").json()["webhook_attempts"] == []  # still out
+            Receiver.hold.set()
+    finally:
+        Receiver.hold.set()
 
 
 def test_a_webhook_redirect_is_not_followed(

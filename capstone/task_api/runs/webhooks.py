@@ -1,7 +1,10 @@
 """Webhooks: a run's final status, POSTed to the URL its owner gave, signed, retried.
 
-The body is signed with HMAC-SHA256 under WEBHOOK_SECRET, in `X-Webhook-Signature:
-sha256=<hex>`, so that the receiver can tell it came from this service. A URL is only taken
+The body is signed as Standard Webhooks (standardwebhooks.com) say: `webhook-id`,
+`webhook-timestamp` and `webhook-signature` (HMAC-SHA256 of id, timestamp and body under
+WEBHOOK_SECRET), so that a receiver can tell it came from this service, and refuse an old
+one replayed. A receiver answers within TIMEOUT_SECONDS, and its body is never read: it
+can neither hold a worker nor fill its memory. A URL is only taken
 if its host resolves to public addresses, checked when the run is made and again at each
 delivery, and the request goes to the very address that was checked; redirects are not
 followed. Without that, a user could make this server call addresses only it can reach
@@ -9,16 +12,16 @@ followed. Without that, a user could make this server call addresses only it can
 """
 
 import asyncio
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
 import socket
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
 from fastapi.concurrency import run_in_threadpool
+from standardwebhooks import Webhook
 
 from task_api.config import Settings
 from task_api.runs.queue import RunQueue
@@ -27,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5  # then the run keeps its record of failed attempts
 FIRST_BACKOFF_SECONDS = 1.0  # doubled after each failed attempt
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 5.0  # to connect, to send, to answer
+DELIVERY_SECONDS = 60.0  # all the attempts of one delivery, backoff included
 
 
 class UnsafeWebhook(ValueError):
@@ -88,32 +92,43 @@ def resolve_webhook(url: str, allow_private: bool) -> tuple[str, str]:
     return parts.hostname, str(addresses[0])
 
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed(body: bytes, secret: str, message_id: str) -> dict[str, str]:
+    """The headers of a delivery, signed as Standard Webhooks say. The id stays the same
+    across retries, so that a receiver can tell a retry from a new message."""
+    now = datetime.now(UTC)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret.encode()).sign(message_id, now, body),
+    }
 
 
 async def deliver_final_status(queue: RunQueue, settings: Settings, run_id: int) -> None:
-    """POST the run's final status to its webhook_url, if it has one; each try recorded."""
+    """POST the run's final status to its webhook_url, if it has one; each try recorded.
+    Within DELIVERY_SECONDS in all: after that, the run keeps its record of the attempts."""
     run = await run_in_threadpool(queue.read, run_id)
     if run is None or run.webhook_url is None or settings.webhook_secret is None:
         return
     body = json.dumps(
         {"id": run.id, "status": run.status, "detail": run.detail, "result": run.result}
     ).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Webhook-Signature": sign(body, settings.webhook_secret.get_secret_value()),
-    }
+    secret, message_id = settings.webhook_secret.get_secret_value(), f"run_{run_id}"
     backoff = FIRST_BACKOFF_SECONDS
-    for attempt in range(1, ATTEMPTS + 1):
-        status_code, error = await post(run.webhook_url, body, headers, settings)
-        await run_in_threadpool(queue.record_webhook_attempt, run_id, status_code, error)
-        if status_code is not None and 200 <= status_code < 300:
-            return
-        if attempt < ATTEMPTS:
-            await asyncio.sleep(backoff)
-            backoff *= 2
-    logger.warning("webhook of run %s not delivered after %d attempts", run_id, ATTEMPTS)
+    try:
+        async with asyncio.timeout(DELIVERY_SECONDS):
+            for attempt in range(1, ATTEMPTS + 1):
+                headers = signed(body, secret, message_id)  # a fresh timestamp each time
+                status_code, error = await post(run.webhook_url, body, headers, settings)
+                await run_in_threadpool(queue.record_webhook_attempt, run_id, status_code, error)
+                if status_code is not None and 200 <= status_code < 300:
+                    return
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(backoff)
+                    backoff *= 2
+    except TimeoutError:
+        pass
+    logger.warning("webhook of run %s not delivered", run_id)
 
 
 async def post(
@@ -132,13 +147,16 @@ async def post(
     netloc = f"[{address}]" if ":" in address else address
     pinned = parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc).geturl()
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-            response = await client.post(
+        async with (
+            httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client,
+            client.stream(
+                "POST",
                 pinned,
                 content=body,
                 headers={**headers, "Host": parts.netloc.rsplit("@", 1)[-1]},
                 extensions={"sni_hostname": host},
-            )
+            ) as response,
+        ):
+            return response.status_code, None  # the status is all we need: no body is read
     except httpx.HTTPError as error:
         return None, type(error).__name__
-    return response.status_code, None

@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 # On SIGTERM, runs still going after this many seconds are handed back (see hand_back).
 SHUTDOWN_GRACE_SECONDS = 20
 PURGE_EVERY_SECONDS = 3600
+WEBHOOK_CONCURRENCY = 8  # deliveries at once, per worker
 
 
 class Worker:
@@ -70,6 +71,9 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[asyncio.Task[None], Claim] = {}
         self.interrupted: dict[int, str] = {}  # run id -> why this worker stopped it
+        # Webhook deliveries, apart from the runs: a slow receiver holds no run slot.
+        self.deliveries: set[asyncio.Task[None]] = set()
+        self.delivery_slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
 
     async def work(self, stop: asyncio.Event) -> None:
         """Claim and run until `stop` is set; then finish or hand back what is running."""
@@ -102,13 +106,17 @@ class Worker:
         await self.shut_down()
 
     async def shut_down(self) -> None:
-        if not self.running:
-            return
-        logger.info("worker %s stops: %d runs still going", self.name, len(self.running))
-        _done, going = await asyncio.wait(list(self.running), timeout=SHUTDOWN_GRACE_SECONDS)
-        for task in going:
-            task.cancel()  # handed back (see execute)
-        await asyncio.gather(*going, return_exceptions=True)
+        if self.running:
+            logger.info("worker %s stops: %d runs still going", self.name, len(self.running))
+            _done, going = await asyncio.wait(list(self.running), timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in going:
+                task.cancel()  # handed back (see execute)
+            await asyncio.gather(*going, return_exceptions=True)
+        if self.deliveries:  # the webhooks of the runs that ended: a moment to go out
+            _done, late = await asyncio.wait(list(self.deliveries), timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def purge(self) -> None:
         runs = self.queue.purge(utc_now() - timedelta(days=self.settings.run_retention_days))
@@ -140,7 +148,18 @@ class Worker:
             await self.finish(claim, RunStatus.FAILED, detail="The run failed")
         finally:
             heartbeat.cancel()
-        await deliver_final_status(self.queue, self.settings, claim.run_id)
+        self.deliver_later(claim.run_id)
+
+    def deliver_later(self, run_id: int) -> None:
+        """Post the run's final status to its webhook, apart from the run slots."""
+
+        async def deliver() -> None:
+            async with self.delivery_slots:
+                await deliver_final_status(self.queue, self.settings, run_id)
+
+        task = asyncio.create_task(deliver())
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
 
     async def finish(self, claim: Claim, status: RunStatus, **outcome: Any) -> None:
         await run_in_threadpool(lambda: self.queue.finish(claim, status, **outcome))
