@@ -31,6 +31,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn logs each WebSocket handshake with its path and query string; a client may
+    have put a credential there (`?token=...`), though this service never reads one from a
+    URL. The query string is cut from every path uvicorn logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in record.args
+            )
+        return True
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(correlation_id)s] %(name)s: %(message)s"
 
 
@@ -39,6 +53,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     # Adds `correlation_id` to every record: the X-Request-ID of the request being answered.
     handler.addFilter(CorrelationIdFilter(default_value="-"))
+    handler.addFilter(WithoutQueryStrings())
     formatter = (
         JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
