@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 from agents import Model
-from agents.testing import ScriptedModel
+from agents.testing import ScriptedModel, assistant_message, function_call
 from conftest import API, PausingModel, bearer, settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -135,6 +135,52 @@ def test_a_failed_run_says_why(client: TestClient, use_run_model: UseModel) -> N
     run = result(client, start(client, "hello")["id"]).json()
 
     assert (run["status"], run["detail"]) == ("failed", "The model's answer could not be used")
+    model.assert_complete()
+
+
+def test_a_run_whose_every_tool_call_failed_has_failed(
+    client: TestClient, use_run_model: UseModel
+) -> None:
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_clerk", {}, call_id="h1")],
+            [function_call("complete_task", {"task_id": 41}, call_id="c1")],
+            [assistant_message("I could not complete that task.")],
+        ]
+    )
+    use_run_model(model)
+
+    run = result(client, start(client, "Mark task 41 done")["id"]).json()
+
+    assert run["status"] == "failed"
+    assert run["detail"] == "Every tool call failed: complete_task: Task 41 not found"
+    assert run["result"]["failed_tool_calls"] == ["complete_task: Task 41 not found"]
+    model.assert_complete()
+
+
+def test_a_run_says_which_of_its_tool_calls_failed(
+    client: TestClient, use_run_model: UseModel
+) -> None:
+    client.post("/tasks", json={"title": "Buy milk"})
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_clerk", {}, call_id="h1")],
+            [
+                function_call("create_task", {"title": "Buy milk"}, call_id="c1"),
+                function_call("create_task", {"title": "Buy bread"}, call_id="c2"),
+            ],
+            [assistant_message("Added bread; milk was there already.")],
+        ]
+    )
+    use_run_model(model)
+
+    run = result(client, start(client, "Add milk and bread")["id"]).json()
+
+    assert run["status"] == "succeeded"
+    assert (run["result"]["tool_calls"], run["result"]["failed_tool_calls"]) == (
+        2,
+        ["create_task: An open task is already titled 'Buy milk'"],
+    )
     model.assert_complete()
 
 

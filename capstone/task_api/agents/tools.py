@@ -78,6 +78,15 @@ def tool_failed(ctx: RunContextWrapper[Any], error: Exception) -> str:
     return json.dumps({"error": "The tool failed"})
 
 
+def tool_error(output: str) -> str | None:
+    """What went wrong, if a tool's answer is the one `tool_failed` gives; None if it worked."""
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        return None
+    return str(answer["error"]) if isinstance(answer, dict) and "error" in answer else None
+
+
 task_tool = function_tool(failure_error_function=tool_failed)
 
 

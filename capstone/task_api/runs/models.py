@@ -142,9 +142,12 @@ class RunPublic(BaseModel):
     attempt: int
     progress: Progress | None
     result: dict[str, Any] | None = Field(
-        description="Once succeeded: reply, session_id, agent, usage, model, duration_ms"
+        description="Once done: reply, session_id, agent, usage, model, duration_ms, "
+        "tool_calls (how many) and failed_tool_calls (each: the tool and why)"
     )
-    detail: str | None = Field(description="Why it failed, or was cancelled")
+    detail: str | None = Field(
+        description="Why it failed (every tool call failing counts), or was cancelled"
+    )
     cancel_requested: bool = Field(description="Cancel was asked for: it stops at its next step")
     webhook_url: str | None
     webhook_attempts: list[WebhookAttemptPublic]

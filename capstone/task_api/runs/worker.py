@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from task_api.agents.provider import open_model
 from task_api.agents.team import build_agents
-from task_api.agents.tools import TaskContext, report_progress
+from task_api.agents.tools import TaskContext, report_progress, tool_error
 from task_api.agents.turns import (
     Done,
     Failed,
@@ -179,12 +179,22 @@ class Worker:
             await self.record(claim, Failed.of(gone))
             await self.finish(claim, RunStatus.FAILED, detail=gone.detail)
             return
+        calls, failures = 0, []  # what the tools did, and which failed
         async for event in run_turn(self.agents, turn, self.settings):
             if isinstance(event, ToolCalled | ToolOutput) and event.name == report_progress.name:
                 continue  # shown as `progress` events instead
             await self.record(claim, event)
-            if isinstance(event, Done):
-                await self.finish(claim, RunStatus.SUCCEEDED, result=data_of(event))
+            if isinstance(event, ToolOutput):
+                calls += 1
+                if (error := tool_error(event.output)) is not None:
+                    failures.append(f"{event.name}: {error}")
+            elif isinstance(event, Done):
+                result = {**data_of(event), "tool_calls": calls, "failed_tool_calls": failures}
+                if calls and len(failures) == calls:  # the reply may sound fine: the run is not
+                    detail = f"Every tool call failed: {'; '.join(failures)}"[:500]
+                    await self.finish(claim, RunStatus.FAILED, result=result, detail=detail)
+                else:
+                    await self.finish(claim, RunStatus.SUCCEEDED, result=result)
             elif isinstance(event, Failed):
                 await self.finish(claim, RunStatus.FAILED, detail=event.detail)
 
