@@ -1,15 +1,21 @@
 """The run queue on its own: claims, priorities, leases, fencing, recovery and retention."""
 
+import asyncio
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from agents.testing import ScriptedModel, assistant_message, function_call
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from task_api.agents.team import build_agents
+from task_api.agents.turns import ToolOutput, Turn, TurnEvent, run_turn, start_turn
+from task_api.config import Settings
 from task_api.database import create_db_engine, migrate
-from task_api.events import AgentEventType, Notifier
-from task_api.models import User, utc_now
+from task_api.events import AgentEventType, Notifier, TaskEventBroker
+from task_api.models import Conversation, Task, User, utc_now
 from task_api.runs.errors import CancelRequested, LeaseLost
 from task_api.runs.models import AgentRun, AgentRunEvent, RunCreate, RunStatus
 from task_api.runs.queue import RunQueue
@@ -168,6 +174,45 @@ def test_a_worker_that_lost_its_lease_can_change_nothing(
     run = run_of(engine, run_id)
     assert (run.status, run.result) == (RunStatus.SUCCEEDED, {"reply": "on time"})
     assert ("delta", {"text": "late"}) not in events_of(engine, run_id)
+
+
+def test_the_tools_of_a_worker_that_lost_its_lease_change_no_task(
+    queue: RunQueue, owner: int, engine: Engine, settings: Settings
+) -> None:
+    run_id = queue.enqueue(owner, RunCreate(message="Add a task to buy milk")).id
+    assert run_id is not None
+    old = queue.claim("slow")
+    expire_lease(engine, run_id)
+    queue.recover()
+    assert old is not None and queue.claim("fast") is not None
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_clerk", {}, call_id="h1")],
+            [function_call("create_task", {"title": "Buy milk"}, call_id="c1")],
+            [assistant_message("Added.")],
+        ]
+    )
+    # The slow worker's turn goes on under its old claim: only the fence in the tool stops it.
+    broker = TaskEventBroker(engine, Notifier())
+    turn = start_turn(engine, broker, owner, "Add a task to buy milk", None, run=old)
+    seen: list[TurnEvent] = []
+
+    with pytest.raises(LeaseLost):  # at its end: the conversation is not saved either
+        asyncio.run(run_into(seen, turn, model, settings))
+
+    outputs = [json.loads(e.output) for e in seen if isinstance(e, ToolOutput)]
+    assert outputs == [{"error": "The run is stopping"}]
+    with Session(engine) as session:
+        assert session.exec(select(Task)).all() == []
+        assert session.exec(select(Conversation)).all() == []
+    model.assert_complete()
+
+
+async def run_into(
+    seen: list[TurnEvent], turn: Turn, model: ScriptedModel, settings: Settings
+) -> None:
+    async for event in run_turn(build_agents(model), turn, settings):
+        seen.append(event)
 
 
 def test_a_cancel_reaches_the_worker_at_its_next_write(

@@ -78,6 +78,7 @@ def environment(database_url: str) -> dict[str, str]:
         "OFFLINE_MODEL_DELAY": "0.02",  # each run takes a moment: long enough to be killed in
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_API": "100000/minute",  # the tests poll
+        "MAX_QUEUED_RUNS_PER_USER": "1000",  # one user queues dozens of runs at once
     }
 
 
