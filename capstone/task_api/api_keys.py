@@ -1,10 +1,11 @@
 """API keys: for programs, beside the login tokens people use. Shown once, revocable."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
-from task_api.deps import CurrentUser, SessionDep
+from task_api.deps import CurrentUser, SessionDep, login_only
 from task_api.errors import (
     ApiKeyNotFound,
+    MissingScope,
     NotAuthenticated,
     TooManyRequests,
     responses,
@@ -16,7 +17,8 @@ from task_api.security import api_key_prefix, hash_api_key, new_api_key
 router = APIRouter(
     prefix="/api-keys",
     tags=["api keys"],
-    responses=responses(NotAuthenticated, TooManyRequests),
+    dependencies=[Depends(login_only)],  # a leaked key cannot leave a backdoor behind
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests),
 )
 
 
@@ -33,11 +35,12 @@ def create_api_key(
             name=data.name,
             prefix=api_key_prefix(key),
             hashed_key=hash_api_key(key),
+            scopes=" ".join(dict.fromkeys(data.scopes)),  # each once, in the order given
         )
     )
     response.headers["Location"] = f"/api/v1/api-keys/{stored.id}"
     response.headers["Cache-Control"] = "no-store"  # the key: shown once, kept by no cache
-    return ApiKeyCreated.model_validate({**stored.model_dump(), "key": key})
+    return ApiKeyCreated.model_validate({**public(stored).model_dump(), "key": key})
 
 
 @router.get("")
@@ -45,7 +48,7 @@ def list_api_keys(user: CurrentUser, session: SessionDep) -> list[ApiKeyPublic]:
     """Your keys, oldest first: their names and prefixes, never the keys."""
     assert user.id is not None
     keys = ApiKeyRepository(session).list_keys(user.id)
-    return [ApiKeyPublic.model_validate(key.model_dump()) for key in keys]
+    return [public(key) for key in keys]
 
 
 @router.delete("/{key_id}", status_code=204, responses=responses(ApiKeyNotFound))
@@ -57,3 +60,7 @@ def delete_api_key(key_id: int, user: CurrentUser, session: SessionDep) -> None:
     if key is None:
         raise ApiKeyNotFound(key_id)
     keys.delete(key)
+
+
+def public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic.model_validate({**key.model_dump(), "scopes": key.scopes.split()})

@@ -13,14 +13,16 @@ from task_api.deps import (
     SettingsDep,
     limit_logins,
     limit_registrations,
+    needs,
 )
 from task_api.errors import (
+    MissingScope,
     NotAuthenticated,
     TooManyRequests,
     UsernameTaken,
     responses,
 )
-from task_api.models import Token, User, UserCreate, UserPublic
+from task_api.models import Scope, Token, User, UserCreate, UserPublic
 from task_api.rate_limit import failed_login_keys
 from task_api.security import DUMMY_HASH, create_access_token, hash_password, verify_password
 
@@ -101,7 +103,10 @@ def check_password(session: Session, username: str, password: str) -> User | Non
 
 
 @router.get(
-    "/users/me", response_model=UserPublic, responses=responses(NotAuthenticated, TooManyRequests)
+    "/users/me",
+    response_model=UserPublic,
+    dependencies=[needs(Scope.READ)],
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests),
 )
 def read_me(user: CurrentUser) -> User:
     """The user the token or API key belongs to."""

@@ -16,21 +16,23 @@ from task_api.agents.turns import (
     data_of,
     run_turn,
 )
-from task_api.deps import AgentsDep, SettingsDep, TurnDep
+from task_api.deps import AgentsDep, SettingsDep, TurnDep, needs
 from task_api.errors import (
     AgentRunFailed,
     AgentTimedOut,
     ConversationNotFound,
+    MissingScope,
     NotAuthenticated,
     TooManyRequests,
     responses,
 )
-from task_api.models import ChatReply, ToolCall, Usage
+from task_api.models import ChatReply, Scope, ToolCall, Usage
 
 router = APIRouter(
     prefix="/agent",
     tags=["agent"],
-    responses=responses(NotAuthenticated, TooManyRequests),
+    dependencies=[needs(Scope.AGENT)],
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests),
 )
 
 
@@ -90,6 +92,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         200: EVENT_STREAM,
         **responses(
             NotAuthenticated,
+            MissingScope,
             TooManyRequests,
             ConversationNotFound,
             reads_body=True,

@@ -24,8 +24,8 @@ from pydantic import ValidationError
 
 from task_api.agents.turns import Done, Failed, Turn, TurnEvent, data_of, run_turn
 from task_api.deps import CREDENTIALS_RECHECK_SECONDS, AgentsDep, Credentials, get_turn
-from task_api.errors import AppError, BadMessage, NotAuthenticated
-from task_api.models import ChatRequest
+from task_api.errors import AppError, BadMessage, MissingScope, NotAuthenticated
+from task_api.models import ChatRequest, Scope
 
 router = APIRouter()
 
@@ -89,12 +89,12 @@ async def next_turn(websocket: WebSocket, credentials: Credentials) -> dict[str,
             async with asyncio.timeout(CREDENTIALS_RECHECK_SECONDS):
                 return await next_message(websocket)
         except TimeoutError:
-            await credentials.user()
+            await credentials.caller()
 
 
 async def converse(websocket: WebSocket, credentials: Credentials, agents: AgentsDep) -> None:
     """Take turns until the client leaves, sends what is not a turn, or its credentials end."""
-    user = await credentials.user()
+    user = (await credentials.caller()).user
     assert user.id is not None
     with websocket.app.state.rate_limits.holding_open(user.id):
         await take_turns(websocket, credentials, agents)
@@ -111,7 +111,10 @@ async def take_turns(websocket: WebSocket, credentials: Credentials, agents: Age
             detail = "; ".join(e["msg"] for e in error.errors(include_url=False)[:3])
             raise BadMessage(f"Not a turn: {detail}", INVALID_PAYLOAD) from None
         request.session_id = request.session_id or conversation_id
-        user = await credentials.user()  # before each turn, as on a request
+        caller = await credentials.caller()  # before each turn, as on a request
+        if Scope.AGENT not in caller.scopes:
+            raise MissingScope.lacking(Scope.AGENT)
+        user = caller.user
         assert user.id is not None
         try:
             await websocket.app.state.rate_limits.hit_user(user.id)

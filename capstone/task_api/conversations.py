@@ -4,9 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from task_api.deps import ConversationsDep
+from task_api.deps import ConversationsDep, needs
 from task_api.errors import (
     ConversationNotFound,
+    MissingScope,
     NotAuthenticated,
     TooManyRequests,
     responses,
@@ -17,12 +18,14 @@ from task_api.models import (
     ConversationPublic,
     ConversationRename,
     ConversationWithMessages,
+    Scope,
 )
 
 router = APIRouter(
     prefix="/conversations",
     tags=["conversations"],
-    responses=responses(NotAuthenticated, TooManyRequests),
+    dependencies=[needs(Scope.READ, Scope.WRITE)],
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests),
 )
 ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID)]
 

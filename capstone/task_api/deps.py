@@ -9,7 +9,7 @@ on `app.state`. Those dependencies are `async def`: they only read `app.state`, 
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from agents import Agent, ModelSettings
 from fastapi import Depends, Header, Request
@@ -23,10 +23,10 @@ from task_api.agents.tools import TaskContext
 from task_api.agents.turns import Turn, start_turn
 from task_api.config import Settings
 from task_api.database import get_session
-from task_api.errors import NotAuthenticated
+from task_api.errors import MissingScope, NotAuthenticated
 from task_api.events import TaskEventBroker, parse_event_id
 from task_api.memory import ConversationStore
-from task_api.models import ChatRequest, User
+from task_api.models import ChatRequest, Scope, User
 from task_api.rate_limit import RateLimits
 from task_api.repository import ApiKeyRepository, TaskRepository
 from task_api.runs.models import AgentRun
@@ -61,9 +61,19 @@ TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 ApiKeyDep = Annotated[str | None, Depends(api_key_scheme)]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, and what they may do: a login may do everything, keys included; an
+    API key only what its scopes say, and never manage keys."""
+
+    user: User
+    scopes: frozenset[Scope]
+    by_key: bool
+
+
 def authenticate(
     engine: Engine, settings: Settings, token: str | None, api_key: str | None
-) -> User:
+) -> Caller:
     """The user a bearer token was issued to, or whose API key this is; 401 for anything else.
 
     The one way credentials become a user, for every transport: a request, an event stream, a
@@ -74,29 +84,57 @@ def authenticate(
         raise NotAuthenticated("Not authenticated")
     with Session(engine) as session:
         if token is not None:
-            user_id = read_user_id(token, settings)
+            user_id, scopes = read_user_id(token, settings), frozenset(Scope)
         else:
             assert api_key is not None
-            user_id = ApiKeyRepository(session).owner_of(api_key)
+            key = ApiKeyRepository(session).find(api_key)
+            user_id = key.owner_id if key is not None else None
+            scopes = frozenset(Scope(s) for s in key.scopes.split()) if key else frozenset()
         user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise NotAuthenticated("Could not validate credentials")
-    return user
+    return Caller(user, scopes, by_key=token is None)
 
 
-async def get_current_user(
+async def get_caller(
     connection: HTTPConnection, token: TokenDep, api_key: ApiKeyDep, limits: RateLimitsDep
-) -> User:
+) -> Caller:
     """The caller, by the token or the key the request carries; the call counts against their
     rate limit. Every protected route depends on this, so every one of them is limited."""
     state = connection.app.state
-    user = await run_in_threadpool(authenticate, state.engine, state.settings, token, api_key)
-    assert user.id is not None
-    await limits.hit_user(user.id)
-    return user
+    caller = await run_in_threadpool(authenticate, state.engine, state.settings, token, api_key)
+    assert caller.user.id is not None
+    await limits.hit_user(caller.user.id)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_current_user(caller: CallerDep) -> User:
+    return caller.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def needs(reads: Scope, writes: Scope | None = None) -> Any:
+    """A router's or route's scopes: an API key needs `reads` to GET, and `writes` (or
+    `reads` again) for anything else; without it, 403. A login has every scope."""
+
+    async def check_scope(request: Request, caller: CallerDep) -> None:
+        needed = reads if request.method in ("GET", "HEAD") else writes or reads
+        if needed not in caller.scopes:
+            raise MissingScope.lacking(needed)
+
+    return Depends(check_scope)
+
+
+async def login_only(caller: CallerDep) -> None:
+    """For what a leaked key must never do: make or revoke keys."""
+    if caller.by_key:
+        raise MissingScope("No API key makes or revokes keys: log in to do it")
+
 
 # A connection that stays open asks again, this often, whether its credentials still hold.
 CREDENTIALS_RECHECK_SECONDS = 30.0
@@ -112,8 +150,8 @@ class Credentials:
     api_key: str | None
     checked_at: float = field(default_factory=time.monotonic)
 
-    async def user(self) -> User:
-        """The user they name now (deps.authenticate); NotAuthenticated once they do not."""
+    async def caller(self) -> Caller:
+        """Who they name now (deps.authenticate); NotAuthenticated once they do not."""
         self.checked_at = time.monotonic()
         return await run_in_threadpool(
             authenticate, self.engine, self.settings, self.token, self.api_key
@@ -125,7 +163,7 @@ class Credentials:
         if time.monotonic() - self.checked_at < CREDENTIALS_RECHECK_SECONDS:
             return True
         try:
-            await self.user()
+            await self.caller()
         except NotAuthenticated:
             return False
         return True

@@ -50,6 +50,15 @@ class NotAuthenticated(AppError):
         self.headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750: a 401 names its scheme
 
 
+class MissingScope(AppError):
+    status_code = 403
+    description = "The API key may not do this: it lacks the scope, or only a login may"
+
+    @classmethod
+    def lacking(cls, scope: str) -> "MissingScope":
+        return cls(f"This API key may not do this: it lacks the scope '{scope}'")
+
+
 class TooManyRequests(AppError):
     status_code = 429
     description = "Too many requests; the Retry-After header says how many seconds to wait"

@@ -188,12 +188,27 @@ KeyName = Annotated[
 ]
 
 
+class Scope(StrEnum):
+    """What an API key may do. None of them manages keys: only a login does."""
+
+    READ = "read"  # read tasks, the user, conversations, runs
+    WRITE = "write"  # create, change and delete tasks and conversations
+    AGENT = "agent"  # chat with the agents, start and cancel runs
+
+
 class ApiKeyCreate(BaseModel):
-    """What a client sends to make an API key: a name, to know later what it is for."""
+    """What a client sends to make an API key: a name, to know later what it is for, and
+    what it may do (give it no more than the program needs)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: KeyName = Field(schema_extra={"examples": ["nightly report script"]})
+    scopes: list[Scope] = Field(
+        default=[Scope.READ, Scope.WRITE, Scope.AGENT],
+        min_length=1,
+        max_length=len(Scope),
+        schema_extra={"examples": [["read"]]},
+    )
 
 
 class ApiKey(SQLModel, table=True):
@@ -207,6 +222,7 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=100)
     prefix: str = Field(max_length=16, unique=True, index=True)
     hashed_key: str = Field(max_length=64)
+    scopes: str = Field(max_length=100)  # "read write", as OAuth 2 writes scopes
     created_at: datetime = timestamp()
 
 
@@ -216,6 +232,7 @@ class ApiKeyPublic(BaseModel):
     id: int
     name: str
     prefix: str = Field(description="The start of the key, to tell keys apart")
+    scopes: list[Scope]
     created_at: UtcDateTime
 
 

@@ -90,8 +90,9 @@ class ApiKeyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def owner_of(self, key: str) -> int | None:
-        """Whose key this is, or None for a key that does not exist (any more)."""
+    def find(self, key: str) -> ApiKey | None:
+        """The stored key (whose it is, what it may do), or None for one that does not exist
+        (any more)."""
         if not looks_like_an_api_key(key):
             return None
         stored = self.session.exec(
@@ -99,7 +100,7 @@ class ApiKeyRepository:
         ).first()
         if stored is None or not api_key_matches(key, stored.hashed_key):
             return None
-        return stored.owner_id
+        return stored
 
     def list_keys(self, owner_id: int) -> list[ApiKey]:
         query = select(ApiKey).where(ApiKey.owner_id == owner_id).order_by(col(ApiKey.id))

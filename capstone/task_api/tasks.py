@@ -11,24 +11,35 @@ from task_api.deps import (
     TaskEventsStartDep,
     TaskServiceDep,
     hold_open,
+    needs,
 )
 from task_api.errors import (
     DuplicateTask,
     EmptyUpdate,
+    MissingScope,
     NotAuthenticated,
     TaskNotFound,
     TooManyRequests,
     responses,
 )
 from task_api.events import TaskEventType
-from task_api.models import Task, TaskCreate, TaskPriority, TaskPublic, TaskStatus, TaskUpdate
+from task_api.models import (
+    Scope,
+    Task,
+    TaskCreate,
+    TaskPriority,
+    TaskPublic,
+    TaskStatus,
+    TaskUpdate,
+)
 
 # Every route here needs a token or an API key, and counts against the caller's rate limit:
-# get_task_service depends on get_current_user.
+# get_task_service depends on get_current_user. A key reads with `read`, changes with `write`.
 router = APIRouter(
     prefix="/tasks",
     tags=["tasks"],
-    responses=responses(NotAuthenticated, TooManyRequests),
+    dependencies=[needs(Scope.READ, Scope.WRITE)],
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests),
 )
 
 
@@ -47,7 +58,7 @@ def list_tasks(
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    responses=responses(NotAuthenticated, TooManyRequests, streaming=True),
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests, streaming=True),
     dependencies=[Depends(hold_open)],
 )
 async def stream_task_events(

@@ -24,7 +24,8 @@ def with_key(app: FastAPI, key: str | bytes) -> TestClient:
 def test_a_new_key_is_shown_once(client: TestClient) -> None:
     created = make_key(client)
 
-    assert set(created) == {"id", "name", "prefix", "key", "created_at"}
+    assert set(created) == {"id", "name", "prefix", "scopes", "key", "created_at"}
+    assert created["scopes"] == ["read", "write", "agent"]  # by default
     assert created["key"].startswith(created["prefix"])
     listed = client.get("/api-keys").json()
     assert listed == [{k: v for k, v in created.items() if k != "key"}]
@@ -130,3 +131,43 @@ def test_a_new_key_is_never_cached(client: TestClient) -> None:
 
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_read_only_key_reads_and_changes_nothing(app: FastAPI, client: TestClient) -> None:
+    client.post("/tasks", json={"title": "Buy milk"})
+    created = client.post("/api-keys", json={"name": "dashboard", "scopes": ["read"]}).json()
+    program = with_key(app, created["key"])
+
+    assert created["scopes"] == ["read"]
+    assert [task["title"] for task in program.get("/tasks").json()] == ["Buy milk"]
+    for refused in (
+        program.post("/tasks", json={"title": "Sneaked in"}),
+        program.delete("/tasks/1"),
+        program.post("/agent/chat", json={"message": "Delete task 1"}),
+        program.post("/runs", json={"message": "Delete task 1"}),
+    ):
+        assert refused.status_code == 403, refused.request.url
+        assert refused.json()["detail"].startswith("This API key may not do this: it lacks")
+    assert [task["title"] for task in client.get("/tasks").json()] == ["Buy milk"]
+    assert client.get("/runs").json() == []
+
+
+def test_no_key_manages_keys(app: FastAPI, client: TestClient) -> None:
+    created = make_key(client)  # every scope
+    program = with_key(app, created["key"])
+
+    made = program.post("/api-keys", json={"name": "backdoor"})
+    revoked = program.delete(f"/api-keys/{created['id']}")
+    listed = program.get("/api-keys")
+
+    assert (made.status_code, revoked.status_code, listed.status_code) == (403, 403, 403)
+    assert made.json()["detail"] == "No API key makes or revokes keys: log in to do it"
+    assert [key["name"] for key in client.get("/api-keys").json()] == [created["name"]]
+
+
+@pytest.mark.parametrize("scopes", [[], ["admin"], ["read", "read", "read", "read"]])
+def test_scopes_must_be_known(client: TestClient, scopes: list[str]) -> None:
+    response = client.post("/api-keys", json={"name": "odd", "scopes": scopes})
+
+    assert response.status_code == 422
+    assert client.get("/api-keys").json() == []

@@ -229,3 +229,14 @@ def test_a_user_may_hold_only_so_many_sockets_open(
             log_in(second, token=token)
             assert closed_with(second) == 1013  # try again later
         assert turn(first, "hello again")[-1]["event"] == "done"
+
+
+def test_a_key_without_the_agent_scope_is_closed(
+    service_client: TestClient, client: TestClient
+) -> None:
+    key = client.post("/api-keys", json={"name": "reader", "scopes": ["read"]}).json()["key"]
+
+    with service_client.websocket_connect(URL) as websocket:
+        log_in(websocket, api_key=key)
+        websocket.send_json({"message": "Delete task 1"})
+        assert closed_with(websocket) == 1008

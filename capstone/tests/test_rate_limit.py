@@ -107,6 +107,30 @@ def test_the_api_is_limited_per_user(
     assert other_client.get("/tasks").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/users/me", None),
+        ("get", "/api-keys", None),
+        ("get", "/tasks", None),
+        ("post", "/agent/chat", {"message": "hello"}),
+        ("get", "/conversations", None),
+        ("get", "/runs", None),
+    ],
+)
+def test_a_route_of_every_router_is_limited(
+    client: TestClient,
+    strict_api_limit: None,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    for _ in range(3):
+        assert client.request(method, path, json=body).status_code == 200
+
+    assert_is_429(client.request(method, path, json=body))
+
+
 def test_a_limited_request_changes_nothing(
     app: FastAPI, client: TestClient, settings: Settings, strict_api_limit: None
 ) -> None:

@@ -1,11 +1,14 @@
 """Background runs through the API, carried out by the worker inside the app (RUNS_IN_PROCESS)."""
 
+import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 from agents import Model
@@ -21,8 +24,10 @@ from course_shared.offline_model import OfflineModel
 from course_shared.sse import parse_sse
 from task_api.agents.provider import OFFLINE_ROUTES
 from task_api.agents.team import build_agents
+from task_api.config import Settings
 from task_api.main import create_app
 from task_api.models import User
+from task_api.runs.webhooks import post
 
 UseModel = Callable[[Model], None]
 
@@ -553,3 +558,51 @@ def test_a_webhook_redirect_is_not_followed(
 
     assert [a["status_code"] for a in attempts] == [302] * 5
     assert len(Receiver.received) == 5  # all at the first receiver: none followed the redirect
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """hook.example, in a DNS that answers each lookup with the next of these addresses.
+
+    What a rebinding attacker's DNS does: a harmless address for the check, then another.
+    """
+    answers: list[str] = []
+    lookup = socket.getaddrinfo
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "hook.example":
+            return lookup(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers.pop(0), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    return answers
+
+
+def test_a_webhook_goes_to_the_address_that_was_checked(
+    receivers: tuple[str, str], rebinding_dns: list[str], settings: Settings
+) -> None:
+    port = urlsplit(receivers[0]).port
+    rebinding_dns[:] = ["127.0.0.1", "127.0.0.2"]  # the receiver for the check, then nothing
+    allowed = settings.model_copy(update={"webhook_allow_private": True})
+
+    delivery = post(f"http://hook.example:{port}/hook", b"{}", {}, allowed)
+
+    assert asyncio.run(delivery) == (200, None)
+    [(headers, _)] = Receiver.received
+    assert headers["Host"] == f"hook.example:{port}"
+    assert rebinding_dns == ["127.0.0.2"]  # looked up once: for the check
+
+
+def test_a_webhook_is_checked_again_at_delivery(
+    receivers: tuple[str, str], rebinding_dns: list[str], settings: Settings
+) -> None:
+    port = urlsplit(receivers[0]).port
+    rebinding_dns[:] = ["127.0.0.1"]  # public when the run was made, say; loopback now
+
+    delivery = post(f"http://hook.example:{port}/hook", b"{}", {}, settings)
+
+    assert asyncio.run(delivery) == (
+        None,
+        "The webhook host resolves to 127.0.0.1, which is not public",
+    )
+    assert Receiver.received == []

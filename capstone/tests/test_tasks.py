@@ -356,6 +356,7 @@ def test_errors_are_documented_in_openapi(service_client: TestClient) -> None:
         "200",
         "400",
         "401",
+        "403",
         "404",
         "409",
         "413",
@@ -365,6 +366,7 @@ def test_errors_are_documented_in_openapi(service_client: TestClient) -> None:
     assert set(paths["/api/v1/tasks/{task_id}"]["delete"]["responses"]) == {
         "204",
         "401",
+        "403",
         "404",
         "422",
         "429",
@@ -374,6 +376,7 @@ def test_errors_are_documented_in_openapi(service_client: TestClient) -> None:
         "201",
         "400",
         "401",
+        "403",
         "409",
         "413",
         "422",

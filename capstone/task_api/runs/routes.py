@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from task_api.deps import CredentialsDep, RunDep, RunServiceDep, hold_open
+from task_api.deps import CredentialsDep, RunDep, RunServiceDep, hold_open, needs
 from task_api.errors import (
     ConversationNotFound,
+    MissingScope,
     NotAuthenticated,
     RunFinished,
     RunNotFound,
@@ -21,12 +22,15 @@ from task_api.errors import (
     responses,
 )
 from task_api.events import parse_event_id
+from task_api.models import Scope
 from task_api.runs.models import FINAL_STATUSES, RunAccepted, RunCreate, RunPublic, RunStatus
 
 router = APIRouter(
     prefix="/runs",
     tags=["runs"],
-    responses=responses(NotAuthenticated, TooManyRequests),
+    # A key reads runs with `read`, starts and cancels them with `agent`.
+    dependencies=[needs(Scope.READ, Scope.AGENT)],
+    responses=responses(NotAuthenticated, MissingScope, TooManyRequests),
 )
 
 
@@ -90,7 +94,9 @@ async def wait_for_result(
 @router.get(
     "/{run_id}/events",
     response_class=EventSourceResponse,
-    responses=responses(RunNotFound, NotAuthenticated, TooManyRequests, streaming=True),
+    responses=responses(
+        RunNotFound, NotAuthenticated, MissingScope, TooManyRequests, streaming=True
+    ),
     dependencies=[Depends(hold_open)],
 )
 async def stream_run_events(
