@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +11,7 @@ from task_api.deps import (
     RateLimitsDep,
     SessionDep,
     SettingsDep,
+    client_address,
     limit_logins,
     limit_registrations,
     needs,
@@ -61,6 +62,7 @@ def register(data: UserCreate, session: SessionDep) -> User:
 )
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
@@ -69,16 +71,20 @@ async def login(
     """Log in with the OAuth2 password flow: a form with `username` and `password`.
 
     Limited per client address (RATE_LIMIT_LOGIN), to slow down password guessing; failed
-    logins are limited per username too, so that many addresses cannot share the guessing.
+    logins are limited per username too, so that many addresses cannot share the guessing,
+    except from an address the user has logged in from before: a stranger's guesses do not
+    lock the real user out.
     """
-    keys = failed_login_keys(form.username)
-    await limits.refuse_if_spent(settings.rate_limit_login, *keys)
+    keys, address = failed_login_keys(form.username), client_address(request)
+    if not await limits.is_known_address(form.username, address):
+        await limits.refuse_if_spent(settings.rate_limit_login, *keys)
     # Argon2 takes a CPU core for tens of milliseconds: off the event loop, in a thread.
     user = await run_in_threadpool(check_password, session, form.username, form.password)
     if user is None:
         await limits.hit(settings.rate_limit_login, *keys)
         raise NotAuthenticated("Incorrect username or password")
     assert user.id is not None
+    await limits.remember_address(form.username, address)
     response.headers["Cache-Control"] = "no-store"  # RFC 6749 5.1: no cache keeps a token
     return Token(
         access_token=create_access_token(user.id, settings),

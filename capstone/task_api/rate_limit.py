@@ -74,6 +74,20 @@ class RateLimits:
         whatever address and over whichever transport: a request, a WebSocket turn."""
         await self.hit(self.settings.rate_limit_api, f"user:{user_id}", "api")
 
+    async def remember_address(self, username: str, address: str) -> None:
+        """The user logged in from this address: it is theirs, for KNOWN_ADDRESS_SECONDS."""
+        try:
+            await self.storage.incr(known_address_key(username, address), KNOWN_ADDRESS_SECONDS)
+        except RedisError as error:
+            logger.warning("address not remembered, Redis failed: %s", type(error).__name__)
+
+    async def is_known_address(self, username: str, address: str) -> bool:
+        try:
+            return await self.storage.get(known_address_key(username, address)) > 0
+        except RedisError as error:
+            logger.warning("address not looked up, Redis failed: %s", type(error).__name__)
+            return False
+
     async def refuse_if_spent(self, limits: str, *keys: str) -> None:
         """429 when any of `limits` is already spent, without counting this request."""
         try:
@@ -85,6 +99,15 @@ class RateLimits:
             logger.warning("rate limits not checked, Redis failed: %s", type(error).__name__)
 
 
+# A user who logged in from an address is known there this long: a stranger's guesses, which
+# spend the username's limit of failed logins, do not lock them out from it.
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
+
+
 def failed_login_keys(username: str) -> tuple[str, str]:
     # No username is longer than 50 characters: a longer one shares its first 50's counter.
     return f"username:{username[:50]}", "failed-logins"
+
+
+def known_address_key(username: str, address: str) -> str:
+    return f"known-address/{username[:50]}/{address}"

@@ -69,6 +69,17 @@ def test_failed_logins_are_limited_per_username(
     assert from_address(99).post("/auth/token", data=other).status_code == 401
 
 
+def test_a_strangers_guesses_do_not_lock_the_user_out_where_they_log_in(
+    user: User, settings: Settings, from_address: Callable[[int], TestClient]
+) -> None:
+    assert login(from_address(7)).status_code == 200  # alice, at home
+    for number in range(parse(settings.rate_limit_login).amount):  # a stranger, elsewhere
+        assert login(from_address(number), "wrong guess").status_code == 401
+    assert_is_429(login(from_address(99)))  # the guessing stops, wherever it comes from
+
+    assert login(from_address(7)).status_code == 200  # and alice still gets in at home
+
+
 def test_successful_logins_do_not_count_against_the_username(
     user: User, settings: Settings, from_address: Callable[[int], TestClient]
 ) -> None:
