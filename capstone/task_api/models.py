@@ -5,7 +5,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -76,11 +83,26 @@ class TaskBase(SQLModel):
     due_date: date | None = Field(default=None, schema_extra={"examples": ["2026-12-01"]})
 
 
-class TaskCreate(TaskBase):
-    """What a client sends to create a task."""
+# No body this API reads has more fields than this.
+MAX_BODY_FIELDS = 20
 
-    # A misspelt field ("titel") is an error, not silently ignored.
+
+class RequestBody(BaseModel):
+    """A body a client sends. A misspelt field ("titel") is an error, not silently ignored;
+    and a body of thousands of fields is refused at once, with one error, not thousands."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def at_most_a_few_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_BODY_FIELDS:
+            raise ValueError(f"A body has at most {MAX_BODY_FIELDS} fields")
+        return data
+
+
+class TaskCreate(TaskBase, RequestBody):
+    """What a client sends to create a task."""
 
 
 # Fields a PATCH may leave out but not set to null: every task has them.
@@ -94,10 +116,10 @@ def not_null_in_schema(schema: dict[str, Any]) -> None:
         field.update(next(option for option in field.pop("anyOf") if option != {"type": "null"}))
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(RequestBody):
     """What a client sends to change some fields of a task; the others stay as they are."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=not_null_in_schema)
+    model_config = ConfigDict(json_schema_extra=not_null_in_schema)
 
     title: Title | None = None
     description: Description | None = None
@@ -146,10 +168,8 @@ class UserBase(SQLModel):
     username: Username = Field(max_length=50, schema_extra={"examples": ["alice"]})
 
 
-class UserCreate(UserBase):
+class UserCreate(UserBase, RequestBody):
     """What a client sends to register."""
-
-    model_config = ConfigDict(extra="forbid")
 
     password: Password = Field(schema_extra={"examples": ["correct horse battery staple"]})
 
@@ -196,11 +216,9 @@ class Scope(StrEnum):
     AGENT = "agent"  # chat with the agents, start and cancel runs
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     """What a client sends to make an API key: a name, to know later what it is for, and
     what it may do (give it no more than the program needs)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: KeyName = Field(schema_extra={"examples": ["nightly report script"]})
     scopes: list[Scope] = Field(
@@ -289,9 +307,7 @@ class ConversationWithMessages(ConversationPublic):
     messages: list[Message]
 
 
-class ConversationRename(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ConversationRename(RequestBody):
     title: ConversationTitle
 
 
@@ -304,10 +320,8 @@ CONVERSATION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID)]
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(RequestBody):
     """A message to the agents, in a conversation they remember."""
-
-    model_config = ConfigDict(extra="forbid")
 
     message: Prompt = Field(schema_extra={"examples": ["Add a task to buy milk, due friday"]})
     session_id: ConversationId | None = Field(

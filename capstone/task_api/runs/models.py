@@ -6,13 +6,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, StringConstraints
 from sqlmodel import Field, SQLModel
 
 from task_api.models import (
     NEVER_REUSE_IDS,
     ConversationId,
     Prompt,
+    RequestBody,
     UtcDateTime,
     enum_column,
     reject_nul,
@@ -97,10 +98,8 @@ class WebhookAttempt(SQLModel, table=True):
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(reject_nul)]
 
 
-class RunCreate(BaseModel):
+class RunCreate(RequestBody):
     """A message for the agents to work on in the background."""
-
-    model_config = ConfigDict(extra="forbid")
 
     message: Prompt = Field(schema_extra={"examples": ["Plan my week"]})
     session_id: ConversationId | None = Field(
