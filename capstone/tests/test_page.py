@@ -109,6 +109,11 @@ def test_register_chat_watch_the_tasks_and_run_in_the_background(
     expect(page.locator("#messages .assistant")).to_contain_text('Added task 1 "Buy milk"')
     expect(page.locator("#task-list li")).to_have_text(["#1 Buy milkpendinghigh"])
 
+    # A reload keeps you signed in, and reopens the conversation from the server.
+    page.reload()
+    expect(page.locator("#messages .user")).to_have_text(["Add a high priority task to buy milk"])
+    expect(page.locator("#messages .assistant")).to_contain_text('Added task 1 "Buy milk"')
+
     # A background run: its progress bar fills, the tasks appear, it succeeds.
     page.get_by_label("Message").fill("Plan my week")
     page.get_by_role("button", name="Run in background").click()

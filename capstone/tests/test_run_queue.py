@@ -230,6 +230,22 @@ def test_a_cancel_reaches_the_worker_at_its_next_write(
         queue.renew(claim)
 
 
+def test_a_cancelled_run_still_reports_what_it_did(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run = queue.enqueue(owner, RunCreate(message="Plan my week"))
+    assert run.id is not None
+    claim = queue.claim("w")
+    assert claim is not None
+    queue.request_cancel(run.id)  # while its second task was being made
+
+    with pytest.raises(CancelRequested):  # it stops here ...
+        claim.report_progress(50, "Planned 2 of 4")
+
+    stored = run_of(engine, run.id)  # ... and says how far it came
+    assert (stored.progress_percent, stored.progress_message) == (50, "Planned 2 of 4")
+
+
 def test_a_queued_run_is_cancelled_at_once(queue: RunQueue, owner: int, engine: Engine) -> None:
     run = queue.enqueue(owner, RunCreate(message="hi"))
 

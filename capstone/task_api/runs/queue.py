@@ -235,9 +235,17 @@ class RunQueue:
             raise CancelRequested(claim.run_id)
 
     def append(self, claim: Claim, type: AgentEventType, data: dict[str, Any]) -> None:
-        """Add an event to the run, if the run is still this claim's; wake its streams."""
+        """Add an event to the run, if the run is still this claim's; wake its streams.
+
+        A cancelled run's event is written all the same, then CancelRequested stops it: what
+        it says happened (a progress report after a task was made) did happen.
+        """
+        cancelled: CancelRequested | None = None
         with Session(self.engine) as session:
-            self.fence(session, claim, changes_tasks=False)
+            try:
+                self.fence(session, claim, changes_tasks=False)
+            except CancelRequested as stop:  # the fence holds: the run is still ours
+                cancelled = stop
             session.add(
                 AgentRunEvent(run_id=claim.run_id, attempt=claim.attempt, type=type, data=data)
             )
@@ -249,6 +257,8 @@ class RunQueue:
                 )
             session.commit()
         self.notifier.notify(run_channel(claim.run_id))
+        if cancelled is not None:
+            raise cancelled
 
     def finish(
         self,

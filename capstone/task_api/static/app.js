@@ -5,7 +5,7 @@
 const API = "/api/v1";
 const $ = (selector) => document.querySelector(selector);
 let token = sessionStorage.getItem("token");
-let conversation = null; // the session_id the chat continues
+let conversation = sessionStorage.getItem("conversation"); // the session_id the chat continues
 let taskStream = null; // aborts the live task list
 
 // --- talking to the API ---------------------------------------------------------------
@@ -93,7 +93,7 @@ $("#sign-out").addEventListener("click", signOut);
 
 function signOut() {
   token = null;
-  conversation = null;
+  remember(null);
   sessionStorage.removeItem("token");
   if (taskStream) taskStream.abort();
   $("#workspace").hidden = $("#who").hidden = $("#sign-out").hidden = true;
@@ -106,6 +106,7 @@ async function start() {
   $("#sign-in").hidden = true;
   $("#workspace").hidden = $("#who").hidden = $("#sign-out").hidden = false;
   followTasks();
+  await reopenConversation();
 }
 
 // --- the task list, live --------------------------------------------------------------
@@ -173,6 +174,29 @@ async function followTasks() {
 
 // --- chatting -------------------------------------------------------------------------
 
+// The conversation lives on the server; the page keeps only its id, so a reload reopens it.
+function remember(id) {
+  conversation = id;
+  if (id) sessionStorage.setItem("conversation", id);
+  else sessionStorage.removeItem("conversation");
+}
+
+async function reopenConversation() {
+  $("#messages").replaceChildren();
+  if (!conversation) return;
+  try {
+    const opened = await (await call(`/conversations/${conversation}`)).json();
+    for (const message of opened.messages) say(message.role, message.content);
+  } catch {
+    remember(null); // deleted meanwhile: start a new one
+  }
+}
+
+$("#new-chat").addEventListener("click", () => {
+  remember(null);
+  $("#messages").replaceChildren();
+});
+
 function say(kind, text) {
   const item = document.createElement("li");
   item.className = kind;
@@ -218,7 +242,7 @@ $("#ask").addEventListener("submit", async (event) => {
         reply = reply || say("assistant", "");
         reply.textContent += data.text;
       } else if (name === "done") {
-        conversation = data.session_id;
+        remember(data.session_id);
         reply = reply || say("assistant", data.reply);
         reply.title = `${data.agent}, ${data.model}, ${data.duration_ms} ms`;
       } else if (name === "error") {
