@@ -1,6 +1,7 @@
 """Background runs through the API, carried out by the worker inside the app (RUNS_IN_PROCESS)."""
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -417,6 +418,7 @@ class Receiver(BaseHTTPRequestHandler):
     redirect_to: ClassVar[str] = ""
 
     hold: ClassVar[threading.Event | None] = None  # set: answer only once it is set
+    endless: ClassVar[bool] = False  # True: answer with a body that never ends
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -427,6 +429,12 @@ class Receiver(BaseHTTPRequestHandler):
         self.send_response(status)
         if status == 302:
             self.send_header("Location", Receiver.redirect_to)
+        if Receiver.endless:  # 3 GB, it says: a client that read it would fill its memory
+            self.send_header("Content-Length", str(3 * 1024**3))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the service hangs up without reading it
+                while True:
+                    self.wfile.write(b"x" * 65536)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -437,7 +445,7 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receivers() -> Iterator[tuple[str, str]]:
     """Two receivers' URLs; the second should never be reached."""
-    Receiver.answers, Receiver.received, Receiver.hold = [], [], None
+    Receiver.answers, Receiver.received, Receiver.hold, Receiver.endless = [], [], None, False
     servers = [HTTPServer(("127.0.0.1", 0), Receiver) for _ in range(2)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -511,6 +519,19 @@ def test_a_replayed_delivery_is_refused_by_its_receiver(
     for forged in (stale, moved):
         with pytest.raises(WebhookVerificationError):
             Webhook(b"s3cret").verify(body, forged)
+
+
+def test_a_receivers_answer_is_never_read(
+    local_webhook_client: TestClient, receivers: tuple[str, str]
+) -> None:
+    client, (url, _) = local_webhook_client, receivers
+    Receiver.endless = True
+    run_id = start(client, "hello", webhook_url=url)["id"]
+    result(client, run_id)
+
+    [attempt] = delivered(client, run_id, 1)
+
+    assert (attempt["status_code"], attempt["error"]) == (200, None)  # its status is enough
 
 
 def test_a_slow_receiver_holds_no_run_slot(
