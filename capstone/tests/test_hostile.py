@@ -88,6 +88,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         # other tests use too, its counters are apart from theirs.
         **({"REDIS_URL": REDIS_URL} if REDIS_URL and "postgresql" in database_url else {}),
         "RATE_LIMIT_API": "119/minute",
+        "MAX_QUEUED_RUNS_PER_USER": "3",
+        "OFFLINE_MODEL_DELAY": "0.05",  # a run takes a while, as with a real model
+        "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "INFO",
         "WORKER_CONCURRENCY": "1",  # one run slot: a slow webhook must not take it
         "WEBHOOK_SECRET": "s3cret",
@@ -121,11 +124,20 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         process.wait(timeout=30)
 
 
+def an_address() -> str:
+    """A client address of this run's own: in a Redis other runs share, counters per address
+    from earlier runs do not reach it (198.18.0.0/15: set aside for tests)."""
+    return f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
+
+
 def user(server: Any, name: str) -> httpx.Client:
+    """A user of their own, signed up and logged in from an address of their own (the limits
+    on registering and logging in count per address)."""
+    address = {"X-Forwarded-For": an_address()}
     api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
     account = {"username": name, "password": "correct horse battery staple"}
-    assert api.post("/auth/register", json=account).status_code == 201
-    token = api.post("/auth/token", data=account).json()["access_token"]
+    assert api.post("/auth/register", json=account, headers=address).status_code == 201
+    token = api.post("/auth/token", data=account, headers=address).json()["access_token"]
     api.headers["Authorization"] = f"Bearer {token}"
     return api
 
@@ -205,14 +217,67 @@ def test_a_strangers_guesses_do_not_lock_the_user_out(server: Any) -> None:
     name = f"alice-{secrets.token_hex(4)}"  # in a shared Redis, a name of this run's own
     account = {"username": name, "password": "correct horse battery staple"}
     api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
-    assert api.post("/auth/register", json=account).status_code == 201
+    home, elsewhere = an_address(), an_address()
+    assert (
+        api.post("/auth/register", json=account, headers={"X-Forwarded-For": home}).status_code
+        == 201
+    )
 
     def log_in(password: str, address: str) -> int:
         form = {**account, "password": password}
         return api.post("/auth/token", data=form, headers={"X-Forwarded-For": address}).status_code
 
-    assert log_in(account["password"], "203.0.113.7") == 200  # alice, at home
-    guesses = [log_in("wrong guess", f"198.51.100.{n}") for n in range(5)]  # a stranger
+    assert log_in(account["password"], home) == 200  # alice, at home
+    guesses = [log_in("wrong guess", an_address()) for _ in range(5)]  # a stranger
     assert guesses == [401] * 5
-    assert log_in(account["password"], "198.51.100.99") == 429  # the guessing stops there
-    assert log_in(account["password"], "203.0.113.7") == 200  # alice gets in at home
+    assert log_in(account["password"], elsewhere) == 429  # the guessing stops there
+    assert log_in(account["password"], home) == 200  # alice gets in at home
+
+
+def test_the_queue_is_fair_and_capped_per_user(server: Any) -> None:
+    alice, bob = user(server, "alice-queue"), user(server, "bob-queue")
+    long = alice.post("/runs", json={"message": "Plan my week"}).json()  # takes the one slot
+    deadline = time.monotonic() + 30
+    while alice.get(f"/runs/{long['id']}").json()["status"] != "running":
+        assert time.monotonic() < deadline, "the first run never started"
+        time.sleep(0.05)
+
+    hers = [alice.post("/runs", json={"message": "hi", "priority": "high"}) for _ in range(4)]
+    his = bob.post("/runs", json={"message": "hi"}).json()  # later, and normal
+
+    assert [reply.status_code for reply in hers] == [202, 202, 202, 429]  # 3 may wait
+    assert bob.get(f"/runs/{his['id']}/result", params={"wait": 60}).status_code == 200
+    for reply in hers[:3]:
+        alice.get(f"/runs/{reply.json()['id']}/result", params={"wait": 60})
+    started = {
+        run["id"]: run["started_at"] for run in alice.get("/runs").json() + bob.get("/runs").json()
+    }
+    assert all(started[his["id"]] < started[reply.json()["id"]] for reply in hers[:3])
+
+
+def test_what_a_client_sends_wrong_costs_little_and_says_why(server: Any) -> None:
+    alice = user(server, "alice-wrong")
+
+    fields = alice.post("/tasks", json={"title": "x", **{f"f{n}": n for n in range(60_000)}})
+    forged_host = httpx.get(f"{server.url}/health", headers={"Host": "evil.example"})
+    run = alice.post("/runs", json={"message": "Mark task 41 done"}).json()
+    failed = alice.get(f"/runs/{run['id']}/result", params={"wait": 30}).json()
+    again = alice.post(f"/runs/{run['id']}/cancel")
+
+    assert (fields.status_code, len(fields.json()["detail"])) == (422, 1)
+    assert forged_host.status_code == 400  # only ALLOWED_HOSTS
+    assert (failed["status"], failed["detail"]) == (
+        "failed",
+        "Every tool call failed: complete_task: Task 41 not found",
+    )
+    assert again.status_code == 409  # it had finished
+
+
+def test_a_token_is_never_cached(server: Any) -> None:
+    account = {"username": "alice-cache", "password": "correct horse battery staple"}
+    address = {"X-Forwarded-For": an_address()}
+    httpx.post(f"{server.url}/api/v1/auth/register", json=account, headers=address)
+
+    response = httpx.post(f"{server.url}/api/v1/auth/token", data=account, headers=address)
+
+    assert response.headers["Cache-Control"] == "no-store"

@@ -100,6 +100,26 @@ def test_one_user_cannot_keep_another_waiting(queue: RunQueue, owner: int, engin
     assert (first.run_id, second.run_id) == (many[0].id, bobs.id)
 
 
+def test_with_one_worker_too_the_user_served_longest_ago_goes_next(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        bob = User(username="bob", hashed_password="x")
+        session.add(bob)
+        session.commit()
+        assert bob.id is not None
+        other = bob.id
+    mine = [queue.enqueue(owner, RunCreate(message="mine", priority="high")) for _ in range(4)]
+    claim = queue.claim("w")
+    assert claim is not None and claim.run_id == mine[0].id
+    queue.finish(claim, RunStatus.SUCCEEDED)  # one slot, free again; alice has three waiting
+    bobs = queue.enqueue(other, RunCreate(message="bob's, later and normal"))
+
+    following = queue.claim("w")
+
+    assert following is not None and following.run_id == bobs.id
+
+
 def test_a_claim_raises_the_attempt_and_takes_a_lease(
     queue: RunQueue, owner: int, engine: Engine
 ) -> None:

@@ -136,10 +136,13 @@ class RunQueue:
         """Take the next queued run, or None.
 
         Fair between users: each user's next run (high priority first, then the oldest) is
-        a candidate, and the candidate of the user with the fewest runs running goes first
-        (then the oldest), so a user who queued a hundred runs, high ones included, cannot
-        keep another user's one run waiting. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
-        workers claim at the same time without waiting on each other or taking one run twice.
+        a candidate. The candidate of the user with the fewest runs running goes first; among
+        equals, the user served longest ago (whose last run started first, or who has had
+        none); then the oldest. So a user who queued a hundred runs, high ones included,
+        cannot keep another user's one run waiting, however few the workers.
+
+        On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets workers claim at the same time without
+        waiting on each other or taking one run twice.
         """
         high_first = case((col(AgentRun.priority) == RunPriority.HIGH, 0), else_=1)
         place = func.row_number().over(
@@ -151,16 +154,18 @@ class RunQueue:
             .subquery()
         )
         heads = select(queued.c.id).where(queued.c.place == 1)  # each user's next run
-        running = aliased(AgentRun)
+        theirs = aliased(AgentRun)
+        same_user = theirs.owner_id == AgentRun.owner_id
         busy = (
             select(func.count())
-            .where(running.owner_id == AgentRun.owner_id, running.status == RunStatus.RUNNING)
+            .where(same_user, theirs.status == RunStatus.RUNNING)
             .scalar_subquery()
         )
+        served = select(func.max(theirs.started_at)).where(same_user).scalar_subquery()
         next_run = (
             select(AgentRun.id)
             .where(col(AgentRun.id).in_(heads), AgentRun.status == RunStatus.QUEUED)
-            .order_by(busy, col(AgentRun.id))
+            .order_by(busy, served.asc().nulls_first(), col(AgentRun.id))
             .limit(1)
             .with_for_update(skip_locked=True)  # SQLite has no such clause, and one writer
             .scalar_subquery()
