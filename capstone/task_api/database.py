@@ -47,6 +47,24 @@ def set_sqlite_pragmas(connection: Any, _: Any) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
+# No wait on PostgreSQL lasts long: a stalled process cannot hold others up for more than
+# seconds. A lock not had in 5 s, a query not done in 30 s, a transaction left idle for 10 s
+# (its holder is stuck: its locks go) all end in an error, which the API answers with 503.
+POSTGRES_TIMEOUTS = {
+    "lock_timeout": "5s",
+    "statement_timeout": "30s",
+    "idle_in_transaction_session_timeout": "10s",
+}
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def set_postgres_timeouts(connection: Any, _: Any) -> None:
+    """Each new PostgreSQL connection: the timeouts above, for the whole session."""
+    for name, value in POSTGRES_TIMEOUTS.items():
+        connection.execute(f"SET {name} = '{value}'")
+    connection.commit()
+
+
 def create_db_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
@@ -59,8 +77,9 @@ def create_db_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", set_sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         # A serverless database (Neon) sleeps and drops idle connections: test each one
         # before use, and replace connections before the server is likely to have closed them.
         pool_pre_ping=True,
@@ -69,6 +88,8 @@ def create_db_engine(url: str) -> Engine:
         max_overflow=10,
         pool_timeout=POOL_TIMEOUT_SECONDS,
     )
+    event.listen(engine, "connect", set_postgres_timeouts)
+    return engine
 
 
 def migrate(url: str) -> None:

@@ -1,5 +1,6 @@
 """GET /tasks/events: the caller's task changes, live, as Server-Sent Events."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -206,6 +207,27 @@ def test_one_users_changes_are_saved_one_at_a_time(
         tasks_of(someone.id, second).create_task(TaskCreate(title="Someone else's"))  # no wait
         first.rollback()  # the first change is over: the next one goes through
         tasks_of(user.id, second).create_task(TaskCreate(title="Waits its turn"))
+
+
+def test_a_stuck_change_holds_the_users_next_one_up_for_seconds_only(
+    client: TestClient, engine: Engine, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that stalls mid-change (a paused VM) keeps its locks; the database's
+    lock_timeout ends the wait behind it: 503, not a request that hangs."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: it lets one writer in at a time")
+    assert user.id is not None
+
+    with Session(engine) as stuck:
+        TaskRepository(stuck).lock_owner(user.id)  # a change begun, and its process stalled
+        started = time.monotonic()
+        waited = client.post("/tasks", json={"title": "Behind the stuck one"})
+        seconds = time.monotonic() - started
+
+    assert waited.status_code == 503
+    assert waited.headers["Retry-After"] == "5"
+    assert seconds < 10  # lock_timeout is 5 s
+    assert client.post("/tasks", json={"title": "Behind the stuck one"}).status_code == 201
 
 
 def test_the_stream_needs_a_token(anonymous_client: TestClient) -> None:

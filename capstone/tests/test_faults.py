@@ -6,6 +6,7 @@ drops. (The model going wrong in every way is in test_chat.py; a client going aw
 test_chat.py, test_chat_ws.py and test_end_to_end.py.)
 """
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -20,7 +21,11 @@ from conftest import API, settings_for
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from task_api.database import create_db_engine
+from task_api.events import Notifier, TaskEventBroker
 from task_api.main import create_app
+from task_api.runs.queue import RunQueue
+from task_api.runs.worker import Worker
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
@@ -193,3 +198,33 @@ def test_redis_going_away_lets_requests_through_uncounted_until_it_returns(
             assert codes == [200] * 4 + [429] * 2
     finally:
         proxy.cut()
+
+
+def test_a_worker_waits_out_a_database_that_is_away(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("task_api.runs.worker.FIRST_RETRY_SECONDS", 0.01)
+    settings = settings_for("postgresql://nobody@127.0.0.1:1/away")  # nothing listens there
+    engine = create_db_engine(settings.database_url)
+    queue = RunQueue(engine, Notifier(), settings.run_lease_seconds)
+    tries = []
+    recover = queue.recover
+    monkeypatch.setattr(queue, "recover", lambda: tries.append(1) or recover())
+    worker = Worker(settings, engine, queue, TaskEventBroker(engine, Notifier()), agents=None)  # type: ignore[arg-type]
+
+    async def an_outage() -> None:
+        stop = asyncio.Event()
+        working = asyncio.create_task(worker.work(stop))
+        while len(tries) < 5:  # it tries, and tries again ...
+            assert not working.done(), "the worker died with the database"
+            await asyncio.sleep(0.01)
+        stop.set()  # ... until it is told to stop
+        await working
+
+    asyncio.run(an_outage())
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "task_api.runs.worker"]
+    assert [w for w in warnings if w.startswith("database unavailable")] == [
+        "database unavailable (OperationalError): retrying until it answers"
+    ]  # once, not at every try
+    engine.dispose()

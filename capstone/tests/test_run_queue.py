@@ -149,6 +149,22 @@ def test_an_interrupted_run_without_a_tool_call_is_queued_again(
     assert (second.run_id, second.attempt) == (run_id, first.attempt + 1)
 
 
+def test_a_run_interrupted_again_and_again_is_failed_at_last(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run_id = queue.enqueue(owner, RunCreate(message="hi")).id
+    assert run_id is not None
+    for _ in range(3):  # each of its workers dies before any tool call
+        assert queue.claim("doomed") is not None
+        expire_lease(engine, run_id)
+        queue.recover()
+
+    run = run_of(engine, run_id)
+    assert (run.status, run.attempt) == (RunStatus.FAILED, 3)
+    assert run.detail == "Interrupted (its worker stopped) 3 times: not retried again"
+    assert queue.claim("another") is None
+
+
 def test_an_interrupted_run_that_called_a_tool_fails_and_is_not_retried(
     queue: RunQueue, owner: int, engine: Engine
 ) -> None:

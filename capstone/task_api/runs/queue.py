@@ -36,6 +36,7 @@ from task_api.runs.models import (
 logger = logging.getLogger(__name__)
 
 QUEUE_CHANNEL = "runs:queue"
+MAX_ATTEMPTS = 3  # a run interrupted this many times is failed, not queued again
 
 
 def run_channel(run_id: int) -> str:
@@ -333,6 +334,9 @@ class RunQueue:
                 f"Interrupted ({why}) after it had called a tool: not retried, "
                 "because its tool calls may already have changed tasks"
             )
+        elif run.attempt >= MAX_ATTEMPTS:  # whatever stops it will stop it again
+            run.status, run.finished_at = RunStatus.FAILED, utc_now()
+            run.detail = f"Interrupted ({why}) {run.attempt} times: not retried again"
         else:
             run.status, run.detail = RunStatus.QUEUED, f"Queued again: {why} before any tool call"
         session.add(run)

@@ -13,14 +13,17 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
 from agents import Agent
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from task_api.agents.provider import open_model
 from task_api.agents.team import build_agents
@@ -54,6 +57,35 @@ PURGE_EVERY_SECONDS = 3600
 WEBHOOK_CONCURRENCY = 8  # deliveries at once, per worker
 
 
+# What the database does when it is away or too busy: the worker waits, it does not die.
+DATABASE_AWAY = (OperationalError, InterfaceError, PoolTimeout)
+FIRST_RETRY_SECONDS = 0.5  # doubled after each failed try, up to LAST_RETRY_SECONDS
+LAST_RETRY_SECONDS = 30.0
+
+
+class Outage:
+    """The database is away: wait before trying again, longer each time; say so once."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.retry = FIRST_RETRY_SECONDS
+
+    async def wait(self, error: Exception, stop: asyncio.Event) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.warning(
+                "database unavailable (%s): retrying until it answers", type(error).__name__
+            )
+        with suppress(TimeoutError):  # told to stop: at once
+            await asyncio.wait_for(stop.wait(), self.retry)
+        self.retry = min(self.retry * 2, LAST_RETRY_SECONDS)
+
+    def over(self) -> None:
+        if self.since is not None:
+            logger.warning("database back after %.0f s", time.monotonic() - self.since)
+        self.since, self.retry = None, FIRST_RETRY_SECONDS
+
+
 class Worker:
     def __init__(
         self,
@@ -70,6 +102,7 @@ class Worker:
         self.agents = agents
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[asyncio.Task[None], Claim] = {}
+        self.next_recovery = self.next_purge = 0.0  # loop times: when to do each again
         self.interrupted: dict[int, str] = {}  # run id -> why this worker stopped it
         # Webhook deliveries, apart from the runs: a slow receiver holds no run slot.
         self.deliveries: set[asyncio.Task[None]] = set()
@@ -81,22 +114,16 @@ class Worker:
             "worker %s takes runs, %d at once", self.name, self.settings.worker_concurrency
         )
         loop = asyncio.get_running_loop()
-        next_recovery = next_purge = loop.time()
+        self.next_recovery = self.next_purge = loop.time()
+        outage = Outage()
         with self.queue.notifier.listening(QUEUE_CHANNEL) as queued:
             while not stop.is_set():
-                if loop.time() >= next_recovery:
-                    await run_in_threadpool(self.queue.recover)
-                    next_recovery = loop.time() + self.settings.run_lease_seconds / 3
-                if loop.time() >= next_purge:
-                    await run_in_threadpool(self.purge)
-                    next_purge = loop.time() + PURGE_EVERY_SECONDS
-                while len(self.running) < self.settings.worker_concurrency:
-                    claim = await run_in_threadpool(self.queue.claim, self.name)
-                    if claim is None:
-                        break
-                    task = asyncio.create_task(self.execute(claim))
-                    self.running[task] = claim
-                    task.add_done_callback(self.running.pop)
+                try:
+                    await self.take_runs()
+                except DATABASE_AWAY as error:  # an outage of any length: wait, and try again
+                    await outage.wait(error, stop)
+                    continue
+                outage.over()
                 stopped = asyncio.create_task(stop.wait())
                 await asyncio.wait(
                     [stopped, asyncio.create_task(queued.wait())],
@@ -104,6 +131,24 @@ class Worker:
                 )
                 stopped.cancel()
         await self.shut_down()
+
+    async def take_runs(self) -> None:
+        """Take up runs whose workers died, purge old ones now and then, and claim queued
+        runs while there are free slots."""
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self.next_recovery:
+            await run_in_threadpool(self.queue.recover)
+            self.next_recovery = loop.time() + self.settings.run_lease_seconds / 3
+        if loop.time() >= self.next_purge:
+            await run_in_threadpool(self.purge)
+            self.next_purge = loop.time() + PURGE_EVERY_SECONDS
+        while len(self.running) < self.settings.worker_concurrency:
+            claim = await run_in_threadpool(self.queue.claim, self.name)
+            if claim is None:
+                return
+            task = asyncio.create_task(self.execute(claim))
+            self.running[task] = claim
+            task.add_done_callback(self.running.pop)
 
     async def shut_down(self) -> None:
         if self.running:
