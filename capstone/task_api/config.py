@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
 
     # Background runs: true, the API process also executes them (the embedded set-up);
-    # false, only `python -m task_api.worker` processes do.
+    # false, only `python -m task_api.runs.worker` processes do.
     runs_in_process: bool = True
     worker_concurrency: int = Field(default=4, ge=1, le=64)  # runs at once, per process
     max_queued_runs_per_user: int = Field(default=20, ge=1)  # waiting at once; 429 past it
