@@ -328,6 +328,34 @@ def test_a_user_may_queue_only_so_many_runs(queue_only: tuple[TestClient, User])
     assert client.post("/runs", json={"message": "three"}).status_code == 202
 
 
+def test_a_retried_post_with_its_idempotency_key_makes_no_second_run(
+    queue_only: tuple[TestClient, User], other_client: TestClient
+) -> None:
+    client, _ = queue_only
+    body, key = {"message": "Plan my week"}, {"Idempotency-Key": "plan-2026-w49"}
+
+    first = client.post("/runs", json=body, headers=key)
+    retried = client.post("/runs", json=body, headers=key)  # the answer was lost: again
+    another = client.post("/runs", json=body, headers={"Idempotency-Key": "plan-2026-w50"})
+
+    assert (first.status_code, retried.status_code) == (202, 202)
+    assert retried.json() == first.json()
+    assert another.json()["id"] != first.json()["id"]
+    assert len(client.get("/runs").json()) == 2
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 101])
+def test_an_idempotency_key_is_short_and_printable(
+    queue_only: tuple[TestClient, User], key: str
+) -> None:
+    client, _ = queue_only
+
+    response = client.post("/runs", json={"message": "hi"}, headers={"Idempotency-Key": key})
+
+    assert response.status_code == 422
+    assert client.get("/runs").json() == []
+
+
 def test_a_queued_run_is_cancelled_at_once(queue_only: tuple[TestClient, User]) -> None:
     client, _ = queue_only
     run_id = start(client, "Plan my week")["id"]

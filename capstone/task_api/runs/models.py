@@ -41,7 +41,11 @@ class AgentRun(SQLModel, table=True):
     """A background run: its request, its state in the queue, and what came of it."""
 
     __tablename__ = "agent_run"
-    __table_args__ = NEVER_REUSE_IDS
+    __table_args__ = (
+        # A client's Idempotency-Key names one run of theirs: a retried POST finds it.
+        sa.UniqueConstraint("owner_id", "idempotency_key", name="uq_agent_run_idempotency_key"),
+        NEVER_REUSE_IDS,
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
@@ -61,6 +65,7 @@ class AgentRun(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     detail: str | None = Field(default=None, max_length=500)
     webhook_url: str | None = Field(default=None, max_length=2000)
+    idempotency_key: str | None = Field(default=None, max_length=100)
     created_at: datetime = timestamp()
     started_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     finished_at: datetime | None = Field(

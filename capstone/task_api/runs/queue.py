@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, delete, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -70,19 +71,40 @@ class RunQueue:
         self.notifier = notifier
         self.lease = timedelta(seconds=lease_seconds)
 
-    def enqueue(self, owner_id: int, data: RunCreate) -> AgentRun:
+    def enqueue(
+        self, owner_id: int, data: RunCreate, idempotency_key: str | None = None
+    ) -> AgentRun:
+        """Queue a run; with an idempotency key the owner used before, the run it made then."""
         run = AgentRun(
             owner_id=owner_id,
             message=data.message,
             conversation_id=data.session_id,
             priority=data.priority,
             webhook_url=data.webhook_url,
+            idempotency_key=idempotency_key,
         )
         with Session(self.engine, expire_on_commit=False) as session:
             session.add(run)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # the key was used: by a retry, maybe at this very moment
+                session.rollback()
+                made = self.made_with(owner_id, idempotency_key)
+                if made is None:
+                    raise
+                return made
         self.notifier.notify(QUEUE_CHANNEL)
         return run
+
+    def made_with(self, owner_id: int, idempotency_key: str | None) -> AgentRun | None:
+        """The owner's run that this idempotency key made, if any."""
+        if idempotency_key is None:
+            return None
+        query = select(AgentRun).where(
+            AgentRun.owner_id == owner_id, AgentRun.idempotency_key == idempotency_key
+        )
+        with Session(self.engine) as session:
+            return session.exec(query).first()
 
     def count_queued(self, owner_id: int) -> int:
         query = select(func.count()).where(

@@ -39,12 +39,24 @@ router = APIRouter(
     status_code=202,
     responses=responses(ConversationNotFound, WebhookRefused, TooManyRequests, reads_body=True),
 )
-def create_run(data: RunCreate, response: Response, runs: RunServiceDep) -> RunAccepted:
+def create_run(
+    data: RunCreate,
+    response: Response,
+    runs: RunServiceDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[!-~]{1,100}$",
+            description="Any word of yours for this request: sent again with a retry, it "
+            "gets the run the first request made, not a second one",
+        ),
+    ] = None,
+) -> RunAccepted:
     """Queue a message for the agents to work on in the background; 202 at once.
 
     Follow it with `status_url` (or `GET /runs/{id}/result?wait=30`) and `events_url`.
     """
-    run = runs.create_run(data)
+    run = runs.create_run(data, idempotency_key)
     assert run.id is not None
     status_url = f"/api/v1/runs/{run.id}"
     response.headers["Location"] = status_url

@@ -34,9 +34,15 @@ class RunService:
         self.owner_id = owner_id
         self.settings = settings
 
-    def create_run(self, data: RunCreate) -> AgentRun:
+    def create_run(self, data: RunCreate, idempotency_key: str | None = None) -> AgentRun:
         """Queue the run, once its conversation and webhook are known to be fine, and the
-        user has fewer than MAX_QUEUED_RUNS_PER_USER waiting. Blocking."""
+        user has fewer than MAX_QUEUED_RUNS_PER_USER waiting. Blocking.
+
+        A client that did not hear the answer (a timeout) sends the same request again with
+        the same Idempotency-Key, and gets the run it made the first time, not a second one.
+        """
+        if (made := self.queue.made_with(self.owner_id, idempotency_key)) is not None:
+            return made
         cap = self.settings.max_queued_runs_per_user
         if self.queue.count_queued(self.owner_id) >= cap:
             raise TooManyRequests(f"{cap} queued runs", retry_after=10)
@@ -52,7 +58,7 @@ class RunService:
                 resolve_webhook(data.webhook_url, self.settings.webhook_allow_private)
             except UnsafeWebhook as refused:
                 raise WebhookRefused(str(refused)) from None
-        return self.queue.enqueue(self.owner_id, data)
+        return self.queue.enqueue(self.owner_id, data, idempotency_key)
 
     def get_run(self, run_id: int) -> AgentRun:
         # Someone else's run is "not found" too, as for tasks.
