@@ -6,6 +6,7 @@ SCREENSHOT when that is set (the README's: SCREENSHOT=docs/page.png pytest tests
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -109,7 +110,9 @@ def test_register_chat_watch_the_tasks_and_run_in_the_background(
     expect(page.locator("#messages .assistant")).to_contain_text('Added task 1 "Buy milk"')
     expect(page.locator("#task-list li")).to_have_text(["#1 Buy milkpendinghigh"])
 
-    # A reload keeps you signed in, and reopens the conversation from the server.
+    # A reload keeps you signed in, and reopens the conversation from the server (once the
+    # turn is done: its `done` event names the conversation, the reply's title its agent).
+    expect(page.locator("#messages .assistant")).to_have_attribute("title", re.compile("^Clerk"))
     page.reload()
     expect(page.locator("#messages .user")).to_have_text(["Add a high priority task to buy milk"])
     expect(page.locator("#messages .assistant")).to_contain_text('Added task 1 "Buy milk"')
