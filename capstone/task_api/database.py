@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import psycopg
 from alembic import command
 from alembic.config import Config
 from fastapi import Request
@@ -24,7 +25,7 @@ from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic.ini"
 # How long a request waits for a free connection before it answers 503 (errors.py).
-POOL_TIMEOUT_SECONDS = 10.0
+POOL_TIMEOUT_SECONDS = 5.0
 
 
 def normalize_database_url(url: str) -> str:
@@ -48,14 +49,32 @@ def set_sqlite_pragmas(connection: Any, _: Any) -> None:
 
 
 # No wait on PostgreSQL lasts long: a stalled process cannot hold others up for more than
-# seconds. A lock not had in 5 s, a query not done in 30 s, a transaction left idle for 10 s
-# (its holder is stuck: its locks go) all end in an error, which the API answers with 503.
+# seconds. A lock not had in 3 s, a query not done in 5 s (this service's take milliseconds),
+# a transaction left idle for 10 s (its holder is stuck: its locks go) all end in an error,
+# which the API answers with 503.
 POSTGRES_TIMEOUTS = {
-    "lock_timeout": "5s",
-    "statement_timeout": "30s",
+    "lock_timeout": "3s",
+    "statement_timeout": "5s",
     "idle_in_transaction_session_timeout": "10s",
 }
-CONNECT_TIMEOUT_SECONDS = 5
+CONNECT_TIMEOUT_SECONDS = 3
+# The timeouts above are the server's: a server that takes a query and never answers (it is
+# paused, or stalled behind a network fault) needs one on this side as well.
+ANSWER_TIMEOUT_SECONDS = 6.0
+
+
+class TimedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits at most ANSWER_TIMEOUT_SECONDS for each answer of
+    the server: then it closes, and the query fails as if the server had gone away."""
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        try:
+            return super().wait(gen, interval, timeout or ANSWER_TIMEOUT_SECONDS)
+        except psycopg.errors._WaitTimeout:  # the connection is mid-query: it cannot go on
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {ANSWER_TIMEOUT_SECONDS:g} s"
+            ) from None
 
 
 def set_postgres_timeouts(connection: Any, _: Any) -> None:
@@ -63,6 +82,10 @@ def set_postgres_timeouts(connection: Any, _: Any) -> None:
     for name, value in POSTGRES_TIMEOUTS.items():
         connection.execute(f"SET {name} = '{value}'")
     connection.commit()
+
+
+def connect_timed(dialect: Any, record: Any, cargs: Any, cparams: Any) -> TimedConnection:
+    return TimedConnection.connect(*cargs, **cparams)
 
 
 def create_db_engine(url: str) -> Engine:
@@ -88,6 +111,7 @@ def create_db_engine(url: str) -> Engine:
         max_overflow=10,
         pool_timeout=POOL_TIMEOUT_SECONDS,
     )
+    event.listen(engine, "do_connect", connect_timed)
     event.listen(engine, "connect", set_postgres_timeouts)
     return engine
 

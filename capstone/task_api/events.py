@@ -16,6 +16,7 @@ is lost (a Redis restart), its events still arrive, a moment later.
 import asyncio
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -35,6 +36,8 @@ from task_api.models import TaskEvent, utc_now
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+REDIS_TIMEOUT_SECONDS = 0.5  # to connect, and for each answer to a PUBLISH
+REDIS_RETRY_SECONDS = 5.0  # after a failure, before Redis is tried again
 CHANNEL = "task_api_events"
 
 
@@ -169,13 +172,22 @@ class RedisNotifier(Notifier):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
-        self.publisher = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.publisher = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
         self.listener: asyncio.Task[None] | None = None
+        self.away_until = 0.0  # time.monotonic(): Redis failed, leave it alone till then
 
     def notify(self, channel: str) -> None:
+        """PUBLISH; if Redis fails or stalls, wake this process only, and for
+        REDIS_RETRY_SECONDS do not try (the streams of other processes poll meanwhile)."""
+        if time.monotonic() < self.away_until:
+            self.wake(channel)
+            return
         try:
             self.publisher.publish(CHANNEL, channel)
-        except redis.RedisError as error:  # the streams poll anyway
+        except redis.RedisError as error:
+            self.away_until = time.monotonic() + REDIS_RETRY_SECONDS
             logger.warning("could not notify %s: %s", channel, type(error).__name__)
             self.wake(channel)
 
@@ -185,7 +197,9 @@ class RedisNotifier(Notifier):
     async def listen(self) -> None:
         while True:
             try:
-                client = redis.asyncio.Redis.from_url(self.url)
+                client = redis.asyncio.Redis.from_url(
+                    self.url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+                )
                 async with client, client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     async for message in pubsub.listen():

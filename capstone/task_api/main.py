@@ -163,10 +163,18 @@ async def read_health() -> dict[str, str]:
 
 
 async def read_ready(request: Request) -> dict[str, str]:
-    """Ready for traffic: the database answers. A load balancer sends requests only then."""
+    """Ready for traffic: the database answers. A load balancer sends requests only then.
+
+    With REDIS_URL, `redis` says whether Redis answers too. The service is ready without it
+    (rate limits go uncounted, live events are polled for): an operator sees it here.
+    """
     if not await run_in_threadpool(database_answers, request.app.state.engine):
         raise DatabaseUnavailable()
-    return {"status": "ready"}
+    ready = {"status": "ready"}
+    if request.app.state.settings.redis_url is not None:
+        answers = await request.app.state.rate_limits.storage_answers()
+        ready["redis"] = "ok" if answers else "unavailable"
+    return ready
 
 
 @cache

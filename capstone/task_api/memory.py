@@ -14,6 +14,10 @@ from task_api.models import Conversation, ConversationTurn, Message, utc_now
 TITLE_LENGTH = 60
 
 
+def new_conversation_id() -> str:
+    return uuid.uuid4().hex
+
+
 class ConversationStore:
     """One user's conversations. Another user's conversation is "not found", like a task."""
 
@@ -50,27 +54,24 @@ class ConversationStore:
         )
         return [item for turn in turns for item in turn.items]
 
-    def save_turn(self, conversation_id: str | None, message: str, items: list[Any]) -> str:
-        """Keep a finished turn (in a new conversation, titled by its first message, when
-        `conversation_id` is None); the conversation's id."""
-        if conversation_id is None:
+    def add_turn(self, conversation_id: str, message: str, items: list[Any], new: bool) -> None:
+        """Add a finished turn to the conversation, or, when `new`, to a new one of that id,
+        titled by its first message. In the caller's transaction (the caller commits):
+        ConversationNotFound if the conversation was deleted meanwhile."""
+        if new:
             title = message if len(message) <= TITLE_LENGTH else message[: TITLE_LENGTH - 1] + "…"
-            conversation = Conversation(id=uuid.uuid4().hex, owner_id=self.owner_id, title=title)
+            conversation = Conversation(id=conversation_id, owner_id=self.owner_id, title=title)
         else:
             conversation = self.get(conversation_id)
             conversation.updated_at = utc_now()
         # Round-trip through JSON: the SDK's items may hold objects a JSON column cannot.
         plain = json.loads(json.dumps(items, default=str))
-        conversation_id = conversation.id
         self.session.add(conversation)
         self.session.add(ConversationTurn(conversation_id=conversation_id, items=plain))
         try:
-            self.session.commit()
-        except (IntegrityError, StaleDataError):  # the conversation was deleted a moment ago
-            self.session.rollback()
+            self.session.flush()  # the writes happen here: a deleted conversation shows now
+        except (IntegrityError, StaleDataError):
             raise ConversationNotFound(conversation_id) from None
-        # Not `conversation.id`: after a commit that would read the row again.
-        return conversation_id
 
     def rename(self, conversation_id: str, title: str) -> Conversation:
         conversation = self.get(conversation_id)

@@ -4,6 +4,10 @@ calls to the API per user, and what one user may hold open at once.
 The counters live in this process's memory, or, with REDIS_URL, in Redis, where every
 worker process counts the same requests. The `limits` package does the counting (lesson 09
 used it through slowapi); the app keeps one `RateLimits` from start-up to shutdown.
+
+If Redis fails or does not answer within REDIS_TIMEOUT_SECONDS, requests go through
+uncounted, and Redis is left alone for REDIS_RETRY_SECONDS: a Redis that is down or stalled
+costs a request at most that timeout, never an error, and is used again once it is back.
 """
 
 import logging
@@ -20,6 +24,7 @@ from redis.exceptions import RedisError
 
 from task_api.config import Settings
 from task_api.errors import TooManyRequests
+from task_api.events import REDIS_RETRY_SECONDS, REDIS_TIMEOUT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +39,26 @@ class RateLimits:
             self.storage = MemoryStorage()
         else:
             url = settings.redis_url.get_secret_value()
-            self.storage = RedisStorage(f"async+{url}", implementation="redispy")
+            self.storage = RedisStorage(
+                f"async+{url}",
+                implementation="redispy",
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.held_open: Counter[int] = Counter()  # user id -> streams, waits, sockets open
+        self.redis_away_until = 0.0  # time.monotonic(): Redis failed, leave it alone till then
+
+    def redis_away(self) -> bool:
+        return time.monotonic() < self.redis_away_until
+
+    def redis_failed(self, error: RedisError, what: str) -> None:
+        self.redis_away_until = time.monotonic() + REDIS_RETRY_SECONDS
+        logger.warning("%s, Redis failed: %s", what, type(error).__name__)
+
+    async def storage_answers(self) -> bool:
+        """Whether the counters can be reached (Redis answers, if they are there): /ready."""
+        return not self.redis_away() and await self.storage.check()
 
     @contextmanager
     def holding_open(self, user_id: int) -> Iterator[None]:
@@ -61,13 +83,15 @@ class RateLimits:
         If Redis does not answer, the request is let through and the failure logged: the
         limits protect the service, and a Redis outage should not take the whole API down.
         """
+        if self.redis_away():
+            return
         try:
             for limit in parse_many(limits):
                 if not await self.limiter.hit(limit, *keys):
                     reset_at, _remaining = await self.limiter.get_window_stats(limit, *keys)
                     raise TooManyRequests(str(limit), max(1, math.ceil(reset_at - time.time())))
         except RedisError as error:
-            logger.warning("rate limits not counted, Redis failed: %s", type(error).__name__)
+            self.redis_failed(error, "rate limits not counted")
 
     async def hit_user(self, user_id: int) -> None:
         """Count one call to the API against the user's limit (RATE_LIMIT_API), from
@@ -76,27 +100,33 @@ class RateLimits:
 
     async def remember_address(self, username: str, address: str) -> None:
         """The user logged in from this address: it is theirs, for KNOWN_ADDRESS_SECONDS."""
+        if self.redis_away():
+            return
         try:
             await self.storage.incr(known_address_key(username, address), KNOWN_ADDRESS_SECONDS)
         except RedisError as error:
-            logger.warning("address not remembered, Redis failed: %s", type(error).__name__)
+            self.redis_failed(error, "address not remembered")
 
     async def is_known_address(self, username: str, address: str) -> bool:
+        if self.redis_away():
+            return False
         try:
             return await self.storage.get(known_address_key(username, address)) > 0
         except RedisError as error:
-            logger.warning("address not looked up, Redis failed: %s", type(error).__name__)
+            self.redis_failed(error, "address not looked up")
             return False
 
     async def refuse_if_spent(self, limits: str, *keys: str) -> None:
         """429 when any of `limits` is already spent, without counting this request."""
+        if self.redis_away():
+            return
         try:
             for limit in parse_many(limits):
                 if not await self.limiter.test(limit, *keys):
                     reset_at, _remaining = await self.limiter.get_window_stats(limit, *keys)
                     raise TooManyRequests(str(limit), max(1, math.ceil(reset_at - time.time())))
         except RedisError as error:
-            logger.warning("rate limits not checked, Redis failed: %s", type(error).__name__)
+            self.redis_failed(error, "rate limits not checked")
 
 
 # A user who logged in from an address is known there this long: a stranger's guesses, which

@@ -1,24 +1,25 @@
 """Broken parts: the database or Redis going away under a running app, and coming back.
 
-Each test puts a TCP proxy between the app and the real server and cuts it: every open
-connection is closed and new ones are refused, as when the server restarts or the network
-drops. (The model going wrong in every way is in test_chat.py; a client going away, in
+Each test puts a TCP proxy between the app and the real server (proxy.py) and cuts it (the
+server restarts, the network drops) or stalls it (the server is paused: it takes
+connections and answers nothing). test_run_faults.py does the same to workers in processes
+of their own. (The model going wrong in every way is in test_chat.py; a client going away, in
 test_chat.py, test_chat_ws.py and test_end_to_end.py.)
 """
 
 import asyncio
-import contextlib
 import os
-import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import pytest
 import redis
 from conftest import API, settings_for
 from fastapi.testclient import TestClient
+from proxy import Proxy, proxy_for, through
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from task_api.database import create_db_engine
@@ -28,78 +29,6 @@ from task_api.runs.queue import RunQueue
 from task_api.runs.worker import Worker
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
-
-
-class Proxy:
-    """Forwards 127.0.0.1:<port> to a server, until `cut()`; `restore()` opens it again."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self.sockets: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        self.listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self.listener = listener
-        threading.Thread(target=self.accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        assert self.listener is not None
-        close(self.listener)  # shutdown() first: close() alone would not wake accept()
-        with self.lock:
-            for sock in self.sockets:
-                close(sock)
-            self.sockets.clear()
-
-    def accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:  # cut
-                return
-            server = socket.create_connection(self.target)
-            with self.lock:
-                self.sockets |= {client, server}
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
-
-    def pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                for sock in (source, sink):
-                    close(sock)
-                    self.sockets.discard(sock)
-
-
-def close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # the other side may have closed it already
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-
-
-def through(proxy: Proxy, url: str) -> str:
-    """The same URL, pointed at the proxy."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    netloc[-1] = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc="@".join(netloc)))
-
-
-def proxy_for(url: str, default_port: int) -> Proxy:
-    parts = urlsplit(url)
-    return Proxy((parts.hostname or "127.0.0.1", parts.port or default_port))
 
 
 def log_in(client: TestClient) -> dict[str, str]:
@@ -144,6 +73,44 @@ def test_the_database_going_away_is_503_until_it_returns(
         assert client.get("/ready").status_code == 200
         tasks = client.get(f"{API}/tasks", headers=headers).json()
         assert [task["title"] for task in tasks] == ["Survive"]  # nothing half-written
+
+
+def answered_within(seconds: float, call: Callable[[], Any]) -> Any:
+    """What `call` answers; fails if it takes longer than `seconds` (a hang)."""
+    answer: list[Any] = []
+    thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answer, f"no answer within {seconds} s"
+    return answer[0]
+
+
+def test_a_stalled_database_is_503_not_a_hang_and_is_whole_again_when_it_answers(
+    postgres_proxy: tuple[Proxy, str],
+) -> None:
+    proxy, url = postgres_proxy
+    app = create_app(settings_for(url, runs_in_process=False))
+    with TestClient(app) as client:
+        headers = log_in(client)
+
+        proxy.stall()  # connections taken, nothing answered: a paused server
+        # Each answers within the client's wait for one answer (6 s) and a new connection's
+        # (3 s): without them, a stalled server holds a request for as long as it stalls.
+        for request in (
+            lambda: client.get(f"{API}/tasks", headers=headers),
+            lambda: client.post(f"{API}/tasks", json={"title": "Lost"}, headers=headers),
+            lambda: client.get("/ready"),
+        ):
+            reply = answered_within(30, request)
+            assert reply.status_code == 503, reply.text
+            assert reply.headers["Retry-After"] == "5"
+
+        proxy.resume()
+        assert answered_within(30, lambda: client.get("/ready")).status_code == 200
+        made = client.post(f"{API}/tasks", json={"title": "Back"}, headers=headers)
+        assert made.status_code == 201
+        tasks = client.get(f"{API}/tasks", headers=headers).json()
+        assert [task["title"] for task in tasks] == ["Back"]  # the stalled write did not happen
 
 
 def test_an_exhausted_pool_is_503_until_a_connection_is_free(
@@ -192,11 +159,50 @@ def test_redis_going_away_lets_requests_through_uncounted_until_it_returns(
             for _ in range(6):
                 assert client.get(f"{API}/tasks", headers=headers).status_code == 200
             assert "rate limits not counted, Redis failed" in capfd.readouterr().err
+            assert client.get("/ready").json() == {"status": "ready", "redis": "unavailable"}
 
             proxy.restore()
+            redis_back(client)
             codes = [client.get(f"{API}/tasks", headers=headers).status_code for _ in range(6)]
             assert codes == [200] * 4 + [429] * 2
     finally:
+        proxy.cut()
+
+
+def redis_back(client: TestClient) -> None:
+    """Wait until the app uses Redis again: it leaves a failed Redis alone for a few seconds."""
+    deadline = time.monotonic() + 30
+    while client.get("/ready").json().get("redis") != "ok":
+        assert time.monotonic() < deadline, "Redis not used again within 30 s"
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (set TEST_REDIS_URL)")
+def test_a_stalled_redis_costs_a_request_a_moment_and_no_error(tmp_path: Path) -> None:
+    assert REDIS_URL is not None
+    proxy = proxy_for(REDIS_URL, 6379)
+    settings = settings_for(
+        f"sqlite:///{tmp_path}/tasks.db",
+        redis_url=through(proxy, REDIS_URL),
+        rate_limit_api="1000/minute",
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            headers = log_in(client)
+            proxy.stall()  # Redis takes the commands and answers none
+
+            # Without timeouts on Redis, the first of these waits for as long as Redis stalls.
+            for _ in range(6):
+                reply = answered_within(10, lambda: client.get(f"{API}/tasks", headers=headers))
+                assert reply.status_code == 200
+            ready = answered_within(10, lambda: client.get("/ready"))
+            assert ready.json() == {"status": "ready", "redis": "unavailable"}
+
+            proxy.resume()
+            redis_back(client)
+    finally:
+        proxy.resume()
         proxy.cut()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from task_api.agents.team import build_agents
-from task_api.agents.turns import ToolOutput, Turn, TurnEvent, run_turn, start_turn
+from task_api.agents.turns import Done, ToolOutput, Turn, TurnEvent, run_turn, start_turn
 from task_api.config import Settings
 from task_api.database import create_db_engine, migrate
 from task_api.events import AgentEventType, Notifier, TaskEventBroker
@@ -233,15 +233,64 @@ def test_the_tools_of_a_worker_that_lost_its_lease_change_no_task(
     turn = start_turn(engine, broker, owner, "Add a task to buy milk", None, run=old)
     seen: list[TurnEvent] = []
 
-    with pytest.raises(LeaseLost):  # at its end: the conversation is not saved either
-        asyncio.run(run_into(seen, turn, model, settings))
+    asyncio.run(run_into(seen, turn, model, settings))
 
     outputs = [json.loads(e.output) for e in seen if isinstance(e, ToolOutput)]
     assert outputs == [{"error": "The run is stopping"}]
+    done = seen[-1]
+    assert isinstance(done, Done)
+    # Its end, the turn saved with the final status, changes nothing either.
+    finished = queue.finish(
+        old, RunStatus.SUCCEEDED, turn=lambda session: turn.save(session, done.items)
+    )
+    assert finished is False
     with Session(engine) as session:
         assert session.exec(select(Task)).all() == []
         assert session.exec(select(Conversation)).all() == []
     model.assert_complete()
+
+
+def test_a_runs_end_is_one_step_its_turn_its_done_event_and_its_status(
+    queue: RunQueue,
+    owner: int,
+    engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_id = queue.enqueue(owner, RunCreate(message="Hello there")).id
+    assert run_id is not None
+    claim = queue.claim("dies")
+    assert claim is not None
+    broker = TaskEventBroker(engine, Notifier())
+    turn = start_turn(engine, broker, owner, "Hello there", None, run=claim)
+    seen: list[TurnEvent] = []
+    asyncio.run(run_into(seen, turn, ScriptedModel([[assistant_message("Hi!")]]), settings))
+    done = seen[-1]
+    assert isinstance(done, Done)
+
+    def save(session: Session) -> None:
+        turn.save(session, done.items)
+        session.add(claim.event(done.type, {"reply": done.reply}))
+
+    def dies(*args: object) -> None:  # the worker stops after the turn was written
+        raise SystemExit
+
+    monkeypatch.setattr("task_api.runs.queue.status_event", dies)
+    with pytest.raises(SystemExit):
+        queue.finish(claim, RunStatus.SUCCEEDED, result={"reply": "Hi!"}, turn=save)
+
+    # Nothing of its end is kept: done again, it is saved once.
+    assert run_of(engine, run_id).status == RunStatus.RUNNING
+    assert [kind for kind, _ in events_of(engine, run_id)] == []
+    with Session(engine) as session:
+        assert session.exec(select(Conversation)).all() == []
+    monkeypatch.undo()
+    expire_lease(engine, run_id)
+    queue.recover()
+    again = queue.claim("healthy")
+    assert again is not None
+    assert queue.finish(again, RunStatus.SUCCEEDED, result={"reply": "Hi!"})
+    assert run_of(engine, run_id).status == RunStatus.SUCCEEDED
 
 
 async def run_into(
@@ -285,10 +334,113 @@ def test_a_cancelled_run_still_reports_what_it_did(
 def test_a_queued_run_is_cancelled_at_once(queue: RunQueue, owner: int, engine: Engine) -> None:
     run = queue.enqueue(owner, RunCreate(message="hi"))
 
-    cancelled = queue.request_cancel(run.id)
+    queue.request_cancel(run.id)
 
-    assert cancelled.status == RunStatus.CANCELLED
+    assert run_of(engine, run.id).status == RunStatus.CANCELLED
     assert queue.claim("w") is None
+
+
+def test_a_cancel_never_waits_for_a_worker_that_holds_the_run(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: every write waits for a held one")
+    run_id = queue.enqueue(owner, RunCreate(message="Add a task")).id
+    assert run_id is not None
+    claim = queue.claim("stuck")
+    assert claim is not None
+    with Session(engine) as stuck:  # a worker stopped in the middle of a tool's transaction
+        queue.fence(stuck, claim, changes_tasks=True)
+
+        queue.request_cancel(run_id)  # would wait for the lock, then fail (lock_timeout)
+
+        assert queue.cancel_requested(run_id)
+        stuck.commit()
+    with pytest.raises(CancelRequested):  # the worker's next step stops the run
+        queue.renew(claim)
+
+
+def test_a_run_being_claimed_is_asked_to_stop_not_waited_for(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: every write waits for a held one")
+    run_id = queue.enqueue(owner, RunCreate(message="hi")).id
+    with Session(engine) as claiming:  # a claim that has the queued row locked, not yet done
+        claiming.exec(
+            select(AgentRun).where(AgentRun.id == run_id).with_for_update(key_share=True)
+        ).one()
+
+        queue.request_cancel(run_id)
+
+        claiming.commit()
+    claim = queue.claim("w")
+    assert claim is not None
+    with pytest.raises(CancelRequested):
+        queue.renew(claim)
+
+
+def finished_by_everyone(queue: RunQueue, owner: int, engine: Engine) -> dict[str, int]:
+    """A run with a webhook ended each way a run ends, and one still running."""
+    made = {
+        name: queue.enqueue(owner, RunCreate(message=name, webhook_url="https://example.com/h"))
+        for name in ("worker", "recovery", "shutdown", "cancel", "running")
+    }
+    ids = {name: run.id for name, run in made.items() if run.id is not None}
+    queue.request_cancel(ids["cancel"])  # while it is queued
+    by_message = {}
+    while (claim := queue.claim("w")) is not None:
+        by_message[claim.message] = claim
+    queue.finish(by_message["worker"], RunStatus.SUCCEEDED, result={})
+    with Session(engine) as session:
+        queue.fence(session, by_message["recovery"], changes_tasks=True)
+        session.commit()
+    expire_lease(engine, ids["recovery"])
+    queue.recover()
+    with Session(engine) as session:
+        queue.fence(session, by_message["shutdown"], changes_tasks=True)
+        session.commit()
+    queue.hand_back(by_message["shutdown"], "its worker shut down")
+    expire_lease(engine, ids["running"])  # its worker died a moment ago: not yet taken up
+    return ids
+
+
+def test_every_final_status_is_due_for_its_webhook_whoever_set_it(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    ids = finished_by_everyone(queue, owner, engine)
+
+    due = []
+    while (run := queue.claim_delivery("w", lease_seconds=90)) is not None:
+        due.append((run.id, run.status))
+        queue.delivered(run.id)  # type: ignore[arg-type]
+
+    assert sorted(due) == sorted(
+        [
+            (ids["worker"], RunStatus.SUCCEEDED),
+            (ids["recovery"], RunStatus.FAILED),
+            (ids["shutdown"], RunStatus.FAILED),
+            (ids["cancel"], RunStatus.CANCELLED),
+        ]
+    )  # and never the running one: a delivery always carries a final status
+    assert queue.claim_delivery("w", lease_seconds=90) is None
+
+
+def test_a_delivery_is_one_workers_until_its_lease_runs_out(
+    queue: RunQueue, owner: int, engine: Engine
+) -> None:
+    run = queue.enqueue(owner, RunCreate(message="hi", webhook_url="https://example.com/h"))
+    assert run.id is not None
+    claim = queue.claim("w")
+    assert claim is not None
+    queue.finish(claim, RunStatus.SUCCEEDED, result={})
+    assert queue.claim_delivery("first", lease_seconds=90) is not None
+
+    assert queue.claim_delivery("second", lease_seconds=90) is None
+    expire_lease(engine, run.id)  # the first worker died while it delivered
+    taken_up = queue.claim_delivery("second", lease_seconds=90)
+
+    assert taken_up is not None and taken_up.lease_owner == "second"
 
 
 def test_finished_runs_are_purged_after_the_retention(

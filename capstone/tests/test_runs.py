@@ -94,6 +94,7 @@ def test_the_events_replay_from_storage_and_end_with_the_final_status(
     names = [e.event for e in events]
     assert names[:2] == ["agent", "agent"]
     assert names[-2:] == ["done", "status"]
+    assert names.count("done") == 1
     assert events[-1].json() == {"status": "succeeded", "detail": None}
     ids = [int(e.id or 0) for e in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)

@@ -37,7 +37,7 @@ from task_api.agents.tools import TaskContext
 from task_api.config import Settings
 from task_api.errors import AgentRunFailed, AgentTimedOut, AppError
 from task_api.events import AgentEventType, TaskEventBroker
-from task_api.memory import ConversationStore
+from task_api.memory import ConversationStore, new_conversation_id
 from task_api.runs.errors import StopRun
 from task_api.runs.queue import Claim
 
@@ -84,6 +84,8 @@ class Done:
     usage: dict[str, int]
     model: str
     duration_ms: int
+    # The turn's new items: a background run's worker saves them with the run's final status.
+    items: list[Any] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ TurnEvent = AgentChanged | ToolCalled | ToolOutput | TextDelta | Done | Failed
 
 
 def data_of(event: TurnEvent) -> dict[str, Any]:
-    """The event's fields, as the `data:` of an SSE event or a WebSocket message carry them."""
-    return {f.name: getattr(event, f.name) for f in fields(event) if f.name != "error"}
+    """The event's fields, as the `data:` of an SSE event or a WebSocket message carry them:
+    all but those kept for the server (`repr=False`)."""
+    return {f.name: getattr(event, f.name) for f in fields(event) if f.repr}
 
 
 @dataclass
@@ -113,10 +116,18 @@ class Turn:
     """What a turn needs, checked and loaded before it starts (a bad id is a plain 404)."""
 
     message: str
-    conversation_id: str | None  # None: a new conversation
+    conversation_id: str  # a new conversation's id is chosen at the start, and kept at the end
+    new_conversation: bool
     history: list[dict[str, Any]]
     context: TaskContext
     model_settings: ModelSettings = field(default_factory=ModelSettings)
+
+    def save(self, session: Session, items: list[Any]) -> None:
+        """Add the finished turn to its conversation (made now, if the turn starts one), in
+        the session's transaction: the caller commits. ConversationNotFound if it was deleted
+        meanwhile."""
+        conversations = ConversationStore(session, self.context.owner_id)
+        conversations.add_turn(self.conversation_id, self.message, items, self.new_conversation)
 
 
 def start_turn(
@@ -137,7 +148,14 @@ def start_turn(
     with Session(engine) as session:
         history = ConversationStore(session, owner_id).history(conversation_id)
     context = TaskContext(owner_id=owner_id, engine=engine, events=events, run=run)
-    return Turn(message, conversation_id, history, context, model_settings or ModelSettings())
+    return Turn(
+        message,
+        conversation_id or new_conversation_id(),
+        conversation_id is None,
+        history,
+        context,
+        model_settings or ModelSettings(),
+    )
 
 
 @dataclass
@@ -178,7 +196,8 @@ async def run_turn(
     """Run the agents on the turn's message; yield its events, ending with Done or Failed.
 
     The conversation keeps only complete turns: a run that fails, or is cancelled (its
-    client went away: the caller stops iterating), leaves no trace in it.
+    client went away: the caller stops iterating), leaves no trace in it. The turn is saved
+    before `Done`; a background run's, by its worker, with the run's final status.
     """
     started = time.perf_counter()
     user_message: dict[str, Any] = {"role": "user", "content": turn.message}
@@ -204,8 +223,9 @@ async def run_turn(
             if (event := turn_event_of(sdk_event, names)) is not None:
                 yield event
         check_reply(run.final_output)
-        new_items = run.to_input_list()[len(turn.history) :]
-        conversation_id = await run_in_threadpool(save_turn, turn, new_items)
+        items = run.to_input_list()[len(turn.history) :]
+        if turn.context.run is None:
+            await run_in_threadpool(save_turn, turn, items)
     except StopRun:  # a background run, cancelled or no longer its worker's: the worker says
         raise
     except Exception as error:  # the run failed, or its conversation was deleted meanwhile
@@ -217,7 +237,7 @@ async def run_turn(
     usage = run.context_wrapper.usage
     yield Done(
         reply=run.final_output,
-        session_id=conversation_id,
+        session_id=turn.conversation_id,
         agent=run.last_agent.name,
         usage={
             "requests": usage.requests,
@@ -226,16 +246,15 @@ async def run_turn(
         },
         model=settings.agent_model,
         duration_ms=round((time.perf_counter() - started) * 1000),
+        items=items,
     )
 
 
-def save_turn(turn: Turn, items: list[Any]) -> str:
-    """Keep a finished turn in its conversation (a new one if needed); the conversation's id."""
+def save_turn(turn: Turn, items: list[Any]) -> None:
+    """Keep a finished turn in its conversation, in a transaction of its own. Blocking."""
     with Session(turn.context.engine) as session:
-        if turn.context.run is not None:
-            turn.context.run.fence(session, changes_tasks=False)
-        conversations = ConversationStore(session, owner_id=turn.context.owner_id)
-        return conversations.save_turn(turn.conversation_id, turn.message, items)
+        turn.save(session, items)
+        session.commit()
 
 
 def check_reply(final_output: Any) -> None:

@@ -37,6 +37,10 @@ class RunPriority(StrEnum):
     NORMAL = "normal"
 
 
+# A finished run's webhook, not yet delivered: any worker takes it up (queue.claim_delivery).
+WEBHOOK_DUE = sa.text("webhook_url IS NOT NULL AND webhook_done_at IS NULL")
+
+
 class AgentRun(SQLModel, table=True):
     """A background run: its request, its state in the queue, and what came of it."""
 
@@ -44,6 +48,13 @@ class AgentRun(SQLModel, table=True):
     __table_args__ = (
         # A client's Idempotency-Key names one run of theirs: a retried POST finds it.
         sa.UniqueConstraint("owner_id", "idempotency_key", name="uq_agent_run_idempotency_key"),
+        # The webhooks still to deliver: few rows, found at once however many runs there are.
+        sa.Index(
+            "ix_agent_run_webhook_due",
+            "finished_at",
+            postgresql_where=WEBHOOK_DUE,
+            sqlite_where=WEBHOOK_DUE,
+        ),
         NEVER_REUSE_IDS,
     )
 
@@ -55,9 +66,10 @@ class AgentRun(SQLModel, table=True):
     status: RunStatus = Field(default=RunStatus.QUEUED, sa_type=enum_column(RunStatus), index=True)
     # Raised by each claim: a worker writes only while the run's attempt is still its own.
     attempt: int = 0
+    # The worker that holds the run, and until when: while it runs, then while it delivers
+    # the run's webhook.
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    cancel_requested: bool = False
     # Set, in the same transaction, before a tool changes anything: such a run is not retried.
     made_tool_call: bool = False
     progress_percent: int | None = None
@@ -65,12 +77,27 @@ class AgentRun(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     detail: str | None = Field(default=None, max_length=500)
     webhook_url: str | None = Field(default=None, max_length=2000)
+    # When its final status was delivered to webhook_url, or given up on; until then, due.
+    webhook_done_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     idempotency_key: str | None = Field(default=None, max_length=100)
     created_at: datetime = timestamp()
     started_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     finished_at: datetime | None = Field(
         default=None, sa_type=sa.DateTime(timezone=True), index=True
     )
+
+
+class CancelRequest(SQLModel, table=True):
+    """Someone asked to cancel a running run: its worker stops it at its next step.
+
+    A row of its own, not a column of the run: a worker holds the run's row locked while it
+    writes, and asking to cancel must never wait for a worker (one may be stuck).
+    """
+
+    __tablename__ = "agent_run_cancel"
+
+    run_id: int = Field(foreign_key="agent_run.id", primary_key=True, ondelete="CASCADE")
+    created_at: datetime = timestamp()
 
 
 class AgentRunEvent(SQLModel, table=True):

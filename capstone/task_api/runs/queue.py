@@ -8,10 +8,18 @@ and the run was taken up again, the old worker's writes change nothing (`LeaseLo
 A run whose lease ran out (its worker crashed or was killed) is queued again if it had not
 called a tool yet, and otherwise failed: its tool calls may already have changed tasks, and
 doing them again could make them twice. `made_tool_call` is set in the same transaction as
-a tool's change, so the rule holds whenever the worker stopped.
+a tool's change, so the rule holds whenever the worker stopped. A run's end is one
+transaction too: its turn saved in its conversation, its `done` event and its final status
+(`finish`). Before it, the run has saved no turn, and may be done again; after it, it is
+finished. The events of an interrupted attempt stay in the run's stream, each with its
+attempt, followed by a `status` event that says what became of the run.
+
+Rows are locked FOR NO KEY UPDATE, and claims skip locked ones: a worker never waits for a
+run another holds, and a row that only refers to a run (a cancel request) never waits for it.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,8 +34,10 @@ from task_api.models import MAX_ID, utc_now
 from task_api.runs.errors import CancelRequested, LeaseLost
 from task_api.runs.models import (
     FINAL_STATUSES,
+    WEBHOOK_DUE,
     AgentRun,
     AgentRunEvent,
+    CancelRequest,
     RunCreate,
     RunPriority,
     RunStatus,
@@ -61,6 +71,10 @@ class Claim:
 
     def report_progress(self, percent: int, message: str) -> None:
         self.queue.append(self, AgentEventType.PROGRESS, {"percent": percent, "message": message})
+
+    def event(self, type: AgentEventType, data: dict[str, Any]) -> AgentRunEvent:
+        """An event of this attempt of the run, to add to a session."""
+        return AgentRunEvent(run_id=self.run_id, attempt=self.attempt, type=type, data=data)
 
 
 class RunQueue:
@@ -190,7 +204,8 @@ class RunQueue:
             .where(col(AgentRun.id).in_(heads), AgentRun.status == RunStatus.QUEUED)
             .order_by(busy, served.asc().nulls_first(), col(AgentRun.id))
             .limit(1)
-            .with_for_update(skip_locked=True)  # SQLite has no such clause, and one writer
+            # SQLite has no such clause, and one writer at a time.
+            .with_for_update(skip_locked=True, key_share=True)
             .scalar_subquery()
         )
         now = utc_now()
@@ -230,20 +245,12 @@ class RunQueue:
     def renew(self, claim: Claim) -> None:
         """Extend the lease (the heartbeat); LeaseLost or CancelRequested tell it to stop."""
         with Session(self.engine) as session:
-            renewed = session.execute(
-                update(AgentRun)
-                .where(self.held(claim))
-                .values(lease_expires_at=utc_now() + self.lease)
-                .returning(AgentRun.cancel_requested)
-            ).first()
+            self.fence(session, claim, changes_tasks=False)
             session.commit()
-        if renewed is None:
-            raise LeaseLost(claim.run_id)
-        if renewed.cancel_requested:
-            raise CancelRequested(claim.run_id)
 
     def fence(self, session: Session, claim: Claim, changes_tasks: bool) -> None:
-        """In the caller's transaction, before it writes: the run is still this claim's.
+        """In the caller's transaction, before it writes: the run is still this claim's, and
+        its lease is extended.
 
         With `changes_tasks`, also note that the run made a tool call: committed together
         with the change, or not at all. The row stays locked until the caller commits, so a
@@ -255,11 +262,11 @@ class RunQueue:
             update(AgentRun)
             .where(self.held(claim))
             .values(**values)
-            .returning(AgentRun.cancel_requested)
+            .returning(cancel_was_requested(claim.run_id))
         ).first()
         if fenced is None:
             raise LeaseLost(claim.run_id)
-        if fenced.cancel_requested:
+        if fenced[0]:
             raise CancelRequested(claim.run_id)
 
     def append(self, claim: Claim, type: AgentEventType, data: dict[str, Any]) -> None:
@@ -274,9 +281,7 @@ class RunQueue:
                 self.fence(session, claim, changes_tasks=False)
             except CancelRequested as stop:  # the fence holds: the run is still ours
                 cancelled = stop
-            session.add(
-                AgentRunEvent(run_id=claim.run_id, attempt=claim.attempt, type=type, data=data)
-            )
+            session.add(claim.event(type, data))
             if type == AgentEventType.PROGRESS:
                 session.execute(
                     update(AgentRun)
@@ -295,8 +300,14 @@ class RunQueue:
         *,
         result: dict[str, Any] | None = None,
         detail: str | None = None,
+        turn: Callable[[Session], None] | None = None,
     ) -> bool:
-        """End the run with a final status, and its last event; False if no longer ours."""
+        """End the run with a final status and its last event; False if no longer ours.
+
+        `turn` writes the run's finished turn (its conversation and its `done` event) in the
+        same transaction: a worker that stops before the commit leaves none of it, and the run
+        can be done again; after the commit, it is finished.
+        """
         with Session(self.engine) as session:
             ended = session.execute(
                 update(AgentRun)
@@ -311,15 +322,20 @@ class RunQueue:
                 )
             ).rowcount  # type: ignore[attr-defined]
             if ended:
+                if turn is not None:
+                    turn(session)
                 session.add(status_event(claim.run_id, claim.attempt, status, detail))
             session.commit()
         self.notifier.notify(run_channel(claim.run_id))
+        self.notifier.notify(QUEUE_CHANNEL)  # a slot is free, and its webhook may be due
         return bool(ended)
 
     def hand_back(self, claim: Claim, detail: str) -> None:
         """The worker stops (shutdown): queue the run again, or fail it if it made a tool call."""
         with Session(self.engine) as session:
-            run = session.exec(select(AgentRun).where(self.held(claim)).with_for_update()).first()
+            run = session.exec(
+                select(AgentRun).where(self.held(claim)).with_for_update(key_share=True)
+            ).first()
             if run is not None:
                 self._interrupt(session, run, detail)
             session.commit()
@@ -335,7 +351,7 @@ class RunQueue:
                     AgentRun.status == RunStatus.RUNNING,
                     col(AgentRun.lease_expires_at) < utc_now(),
                 )
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, key_share=True)
             ).all()
             taken_up = [run.id for run in expired if run.id is not None]
             for run in expired:
@@ -365,38 +381,102 @@ class RunQueue:
         session.add(status_event(run.id, run.attempt, run.status, run.detail))
         logger.warning("run %s %s: %s", run.id, run.status, why)
 
-    def request_cancel(self, run_id: int) -> AgentRun:
-        """A queued run is cancelled at once; a running one at its next step."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            run = session.exec(
-                select(AgentRun).where(AgentRun.id == run_id).with_for_update()
-            ).one()
-            if run.status == RunStatus.QUEUED:
-                run.status, run.finished_at, run.detail = (
-                    RunStatus.CANCELLED,
-                    utc_now(),
-                    "Cancelled before it started",
+    def request_cancel(self, run_id: int) -> None:
+        """A queued run is cancelled at once; a running one at its next step.
+
+        Never waits for a worker: a run a worker holds locked (it is being claimed, or
+        written to) is asked to stop, in a row of its own.
+        """
+        now = utc_now()
+        free = (
+            select(AgentRun.id)
+            .where(AgentRun.id == run_id)
+            .with_for_update(skip_locked=True, key_share=True)
+        )
+        with Session(self.engine) as session:
+            cancelled = session.execute(
+                update(AgentRun)
+                .where(col(AgentRun.id).in_(free.scalar_subquery()))
+                .where(AgentRun.status == RunStatus.QUEUED)
+                .values(status=RunStatus.CANCELLED, finished_at=now, detail=CANCELLED_QUEUED)
+                .returning(AgentRun.attempt)
+            ).first()
+            if cancelled is not None:
+                cancel = status_event(
+                    run_id, cancelled.attempt, RunStatus.CANCELLED, CANCELLED_QUEUED
                 )
-                assert run.id is not None
-                session.add(status_event(run.id, run.attempt, run.status, run.detail))
-            elif run.status == RunStatus.RUNNING:
-                run.cancel_requested = True
-            session.add(run)
-            session.commit()
+                session.add(cancel)
+            elif session.get(CancelRequest, run_id) is None:
+                session.add(CancelRequest(run_id=run_id))
+            try:
+                session.commit()
+            except IntegrityError:  # asked twice at the same moment: once is enough
+                session.rollback()
         self.notifier.notify(run_channel(run_id))
+        if cancelled is not None:
+            self.notifier.notify(QUEUE_CHANNEL)  # its webhook may be due
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with Session(self.engine) as session:
+            return session.get(CancelRequest, run_id) is not None
+
+    def claim_delivery(self, worker: str, lease_seconds: float) -> AgentRun | None:
+        """Take the next webhook to deliver, or None: the final status of a run that ended,
+        whoever ended it (its worker, a recovery, a shutdown, a cancel), until it is
+        delivered or given up on (`delivered`). Held for `lease_seconds`: if this worker
+        stops first, another delivers it."""
+        now = utc_now()
+        lease_free = col(AgentRun.lease_expires_at).is_(None) | (
+            col(AgentRun.lease_expires_at) < now
+        )
+        next_due = (
+            select(AgentRun.id)
+            .where(WEBHOOK_DUE, col(AgentRun.status).in_(FINAL_STATUSES), lease_free)
+            .order_by(col(AgentRun.finished_at))
+            .limit(1)
+            .with_for_update(skip_locked=True, key_share=True)
+            .scalar_subquery()
+        )
+        take = (
+            update(AgentRun)
+            .where(col(AgentRun.id) == next_due)
+            .values(lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(AgentRun)
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            run = session.scalars(take).first()
+            session.commit()
         return run
+
+    def delivered(self, run_id: int) -> None:
+        """The run's webhook is done with: delivered, or given up on."""
+        with Session(self.engine) as session:
+            session.execute(
+                update(AgentRun)
+                .where(col(AgentRun.id) == run_id)
+                .values(webhook_done_at=utc_now(), lease_owner=None, lease_expires_at=None)
+            )
+            session.commit()
 
     def purge(self, older_than: datetime) -> int:
         """Forget finished runs (and their events) that ended before `older_than`."""
         with Session(self.engine) as session:
             old = col(AgentRun.finished_at) < older_than
             finished = col(AgentRun.status).in_(FINAL_STATUSES)
-            for table in (AgentRunEvent, WebhookAttempt):
+            for table in (AgentRunEvent, WebhookAttempt, CancelRequest):
                 gone = select(AgentRun.id).where(finished, old)
                 session.execute(delete(table).where(col(table.run_id).in_(gone)))
             removed = session.execute(delete(AgentRun).where(finished, old)).rowcount  # type: ignore[attr-defined]
             session.commit()
         return int(removed or 0)
+
+
+CANCELLED_QUEUED = "Cancelled before it started"
+
+
+def cancel_was_requested(run_id: int) -> Any:
+    """True when someone asked to cancel the run: for a RETURNING clause."""
+    return select(CancelRequest.run_id).where(CancelRequest.run_id == run_id).exists()
 
 
 def status_event(

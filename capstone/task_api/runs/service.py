@@ -112,7 +112,8 @@ class RunService:
         run = self.get_run(run_id)
         if run.status in FINAL_STATUSES:
             raise RunFinished(run_id, run.status)
-        return self.public(self.queue.request_cancel(run_id))
+        self.queue.request_cancel(run_id)
+        return self.read_run(run_id)
 
     def public(self, run: AgentRun) -> RunPublic:
         """The run as the API shows it, with its webhook's attempts. Blocking."""
@@ -128,7 +129,7 @@ class RunService:
             {
                 **run.model_dump(),
                 "session_id": run.conversation_id,
-                "cancel_requested": run.cancel_requested,
+                "cancel_requested": self.queue.cancel_requested(run.id),
                 "progress": progress,
                 "webhook_attempts": attempts,
             }

@@ -1,5 +1,10 @@
 """Webhooks: a run's final status, POSTed to the URL its owner gave, signed, retried.
 
+A run whose status is final and whose webhook is not done with is due (the run queue's
+`claim_delivery`): whoever ended the run (its worker, a recovery, a shutdown, a cancel),
+some worker delivers it, and, if that worker stops, another. A receiver may get a message
+twice (a worker stopped between its POST and noting it): the `webhook-id` tells it so.
+
 The body is signed as Standard Webhooks (standardwebhooks.com) say: `webhook-id`,
 `webhook-timestamp` and `webhook-signature` (HMAC-SHA256 of id, timestamp and body under
 WEBHOOK_SECRET), so that a receiver can tell it came from this service, and refuse an old
@@ -24,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from standardwebhooks import Webhook
 
 from task_api.config import Settings
+from task_api.runs.models import AgentRun
 from task_api.runs.queue import RunQueue
 
 logger = logging.getLogger(__name__)
@@ -32,6 +38,7 @@ ATTEMPTS = 5  # then the run keeps its record of failed attempts
 FIRST_BACKOFF_SECONDS = 1.0  # doubled after each failed attempt
 TIMEOUT_SECONDS = 5.0  # to connect, to send, to answer
 DELIVERY_SECONDS = 60.0  # all the attempts of one delivery, backoff included
+DELIVERY_LEASE_SECONDS = DELIVERY_SECONDS + 30  # then another worker may take it up
 
 
 class UnsafeWebhook(ValueError):
@@ -104,31 +111,37 @@ def signed(body: bytes, secret: str, message_id: str) -> dict[str, str]:
     }
 
 
-async def deliver_final_status(queue: RunQueue, settings: Settings, run_id: int) -> None:
-    """POST the run's final status to its webhook_url, if it has one; each try recorded.
-    Within DELIVERY_SECONDS in all: after that, the run keeps its record of the attempts."""
-    run = await run_in_threadpool(queue.read, run_id)
-    if run is None or run.webhook_url is None or settings.webhook_secret is None:
+async def deliver_final_status(queue: RunQueue, settings: Settings, run: AgentRun) -> None:
+    """POST a finished run's status to its webhook_url, each try recorded, ATTEMPTS in all
+    (a worker that takes up a delivery another began goes on from where it stopped), within
+    DELIVERY_SECONDS. Then the webhook is done with: delivered, or given up on."""
+    assert run.id is not None and run.webhook_url is not None
+    if settings.webhook_secret is None:
+        logger.warning("webhook of run %s not delivered: WEBHOOK_SECRET is not set", run.id)
+        await run_in_threadpool(queue.delivered, run.id)
         return
     body = json.dumps(
         {"id": run.id, "status": run.status, "detail": run.detail, "result": run.result}
     ).encode()
-    secret, message_id = settings.webhook_secret.get_secret_value(), f"run_{run_id}"
+    secret, message_id = settings.webhook_secret.get_secret_value(), f"run_{run.id}"
+    made = len(await run_in_threadpool(queue.webhook_attempts, run.id))
     backoff = FIRST_BACKOFF_SECONDS
     try:
         async with asyncio.timeout(DELIVERY_SECONDS):
-            for attempt in range(1, ATTEMPTS + 1):
+            for attempt in range(made + 1, ATTEMPTS + 1):
                 headers = signed(body, secret, message_id)  # a fresh timestamp each time
                 status_code, error = await post(run.webhook_url, body, headers, settings)
-                await run_in_threadpool(queue.record_webhook_attempt, run_id, status_code, error)
+                await run_in_threadpool(queue.record_webhook_attempt, run.id, status_code, error)
                 if status_code is not None and 200 <= status_code < 300:
+                    await run_in_threadpool(queue.delivered, run.id)
                     return
                 if attempt < ATTEMPTS:
                     await asyncio.sleep(backoff)
                     backoff *= 2
     except TimeoutError:
         pass
-    logger.warning("webhook of run %s not delivered", run_id)
+    logger.warning("webhook of run %s not delivered", run.id)
+    await run_in_threadpool(queue.delivered, run.id)
 
 
 async def post(

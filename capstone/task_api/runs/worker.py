@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session
 
 from task_api.agents.provider import open_model
 from task_api.agents.team import build_agents
@@ -33,6 +34,7 @@ from task_api.agents.turns import (
     Failed,
     ToolCalled,
     ToolOutput,
+    Turn,
     TurnEvent,
     data_of,
     run_turn,
@@ -45,9 +47,9 @@ from task_api.events import TaskEventBroker, open_notifier
 from task_api.logs import configure_logging
 from task_api.models import utc_now
 from task_api.runs.errors import CancelRequested, LeaseLost, StopRun
-from task_api.runs.models import RunStatus
+from task_api.runs.models import AgentRun, RunStatus
 from task_api.runs.queue import QUEUE_CHANNEL, Claim, RunQueue
-from task_api.runs.webhooks import deliver_final_status
+from task_api.runs.webhooks import DELIVERY_LEASE_SECONDS, deliver_final_status
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,6 @@ class Worker:
         self.interrupted: dict[int, str] = {}  # run id -> why this worker stopped it
         # Webhook deliveries, apart from the runs: a slow receiver holds no run slot.
         self.deliveries: set[asyncio.Task[None]] = set()
-        self.delivery_slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
 
     async def work(self, stop: asyncio.Event) -> None:
         """Claim and run until `stop` is set; then finish or hand back what is running."""
@@ -133,8 +134,8 @@ class Worker:
         await self.shut_down()
 
     async def take_runs(self) -> None:
-        """Take up runs whose workers died, purge old ones now and then, and claim queued
-        runs while there are free slots."""
+        """Take up runs whose workers died, purge old ones now and then, claim queued runs
+        while there are free slots, and the webhooks that are due."""
         loop = asyncio.get_running_loop()
         if loop.time() >= self.next_recovery:
             await run_in_threadpool(self.queue.recover)
@@ -145,10 +146,19 @@ class Worker:
         while len(self.running) < self.settings.worker_concurrency:
             claim = await run_in_threadpool(self.queue.claim, self.name)
             if claim is None:
-                return
+                break
             task = asyncio.create_task(self.execute(claim))
             self.running[task] = claim
             task.add_done_callback(self.running.pop)
+        while len(self.deliveries) < WEBHOOK_CONCURRENCY:
+            run = await run_in_threadpool(
+                self.queue.claim_delivery, self.name, DELIVERY_LEASE_SECONDS
+            )
+            if run is None:
+                return
+            delivery = asyncio.create_task(self.deliver(run))
+            self.deliveries.add(delivery)
+            delivery.add_done_callback(self.deliveries.discard)
 
     async def shut_down(self) -> None:
         if self.running:
@@ -157,7 +167,7 @@ class Worker:
             for task in going:
                 task.cancel()  # handed back (see execute)
             await asyncio.gather(*going, return_exceptions=True)
-        if self.deliveries:  # the webhooks of the runs that ended: a moment to go out
+        if self.deliveries:  # a moment to finish; another worker takes up the rest
             _done, late = await asyncio.wait(list(self.deliveries), timeout=SHUTDOWN_GRACE_SECONDS)
             for task in late:
                 task.cancel()
@@ -170,7 +180,7 @@ class Worker:
             logger.info("purged %d finished runs and %d old task events", runs, events)
 
     async def execute(self, claim: Claim) -> None:
-        """Carry out one run, from its claim to its final status (and its webhook)."""
+        """Carry out one run, from its claim to its final status."""
         heartbeat = asyncio.create_task(self.keep_lease(claim, asyncio.current_task()))
         try:
             await self.run(claim)
@@ -188,23 +198,23 @@ class Worker:
             if why == "lost":
                 return
             await self.finish(claim, RunStatus.CANCELLED, detail="Cancelled while it ran")
+        except DATABASE_AWAY as error:  # its lease runs out, and a worker takes it up again
+            logger.warning(
+                "run %s stopped: database unavailable (%s)", claim.run_id, type(error).__name__
+            )
         except Exception:
             logger.exception("run %s failed", claim.run_id)
             await self.finish(claim, RunStatus.FAILED, detail="The run failed")
         finally:
             heartbeat.cancel()
-        self.deliver_later(claim.run_id)
 
-    def deliver_later(self, run_id: int) -> None:
-        """Post the run's final status to its webhook, apart from the run slots."""
-
-        async def deliver() -> None:
-            async with self.delivery_slots:
-                await deliver_final_status(self.queue, self.settings, run_id)
-
-        task = asyncio.create_task(deliver())
-        self.deliveries.add(task)
-        task.add_done_callback(self.deliveries.discard)
+    async def deliver(self, run: AgentRun) -> None:
+        """Post a finished run's status to its webhook. If the database goes away meanwhile,
+        the delivery's lease runs out and a worker takes it up again."""
+        try:
+            await deliver_final_status(self.queue, self.settings, run)
+        except DATABASE_AWAY as error:
+            logger.warning("webhook of run %s put off: %s", run.id, type(error).__name__)
 
     async def finish(self, claim: Claim, status: RunStatus, **outcome: Any) -> None:
         await run_in_threadpool(lambda: self.queue.finish(claim, status, **outcome))
@@ -228,20 +238,38 @@ class Worker:
         async for event in run_turn(self.agents, turn, self.settings):
             if isinstance(event, ToolCalled | ToolOutput) and event.name == report_progress.name:
                 continue  # shown as `progress` events instead
+            if isinstance(event, Done):  # kept with the final status, in one step
+                await self.finish_turn(claim, turn, event, calls, failures)
+                continue
             await self.record(claim, event)
             if isinstance(event, ToolOutput):
                 calls += 1
                 if (error := tool_error(event.output)) is not None:
                     failures.append(f"{event.name}: {error}")
-            elif isinstance(event, Done):
-                result = {**data_of(event), "tool_calls": calls, "failed_tool_calls": failures}
-                if calls and len(failures) == calls:  # the reply may sound fine: the run is not
-                    detail = f"Every tool call failed: {'; '.join(failures)}"[:500]
-                    await self.finish(claim, RunStatus.FAILED, result=result, detail=detail)
-                else:
-                    await self.finish(claim, RunStatus.SUCCEEDED, result=result)
             elif isinstance(event, Failed):
                 await self.finish(claim, RunStatus.FAILED, detail=event.detail)
+
+    async def finish_turn(
+        self, claim: Claim, turn: Turn, done: Done, calls: int, failures: list[str]
+    ) -> None:
+        """End the run with its turn: the turn saved in its conversation, the `done` event and
+        the final status, in one transaction. A worker that stops before it leaves none of
+        them (the run may be done again); after it, the run is finished."""
+        result = {**data_of(done), "tool_calls": calls, "failed_tool_calls": failures}
+        status, detail = RunStatus.SUCCEEDED, None
+        if calls and len(failures) == calls:  # the reply may sound fine: the run is not
+            status = RunStatus.FAILED
+            detail = f"Every tool call failed: {'; '.join(failures)}"[:500]
+
+        def save(session: Session) -> None:
+            turn.save(session, done.items)
+            session.add(claim.event(done.type, data_of(done)))
+
+        try:
+            await self.finish(claim, status, result=result, detail=detail, turn=save)
+        except ConversationNotFound as gone:  # deleted while the run went on
+            await self.record(claim, Failed.of(gone))
+            await self.finish(claim, RunStatus.FAILED, detail=gone.detail)
 
     async def record(self, claim: Claim, event: TurnEvent) -> None:
         await run_in_threadpool(self.queue.append, claim, event.type, data_of(event))
