@@ -8,6 +8,7 @@ nox -s serve -- 06        run a stage with reload (no argument: the most advance
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -160,17 +161,26 @@ def stage_diff(old: Path, new: Path, code_only: bool = False) -> str:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Run one stage with reload on http://127.0.0.1:8000: nox -s serve -- 06."""
+    """Run one stage with reload: nox -s serve -- 06 (on http://127.0.0.1:8000), or
+    nox -s serve -- 06 --port 8001; the capstone when no stage is named."""
+    parser = argparse.ArgumentParser(prog="nox -s serve --")
+    parser.add_argument("stage", nargs="?", help="a stage's number or name")
+    parser.add_argument("--port", type=int, default=8000)
     try:
-        stage = find_stage(session.posargs[0]) if session.posargs else stage_dirs()[-1]
+        arguments = parser.parse_args(session.posargs)
+    except SystemExit:
+        session.error("usage: nox -s serve -- [STAGE] [--port PORT]")
+    try:
+        stage = find_stage(arguments.stage) if arguments.stage else stage_dirs()[-1]
     except ValueError as error:
         session.error(str(error))
     install_stage(session, stage)
     session.chdir(stage)
     # Readable logs in a terminal (the capstone writes JSON lines by default), unless set.
     env = {"LOG_FORMAT": "text"} if "LOG_FORMAT" not in os.environ else {}
+    port = str(arguments.port)
     session.run(
-        "fastapi", "dev", "task_api/main.py", "--host", "127.0.0.1", "--port", "8000", env=env
+        "fastapi", "dev", "task_api/main.py", "--host", "127.0.0.1", "--port", port, env=env
     )
 
 

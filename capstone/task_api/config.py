@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # limits are counted per process, and live events pass through PostgreSQL (or, on
     # SQLite, within the one process).
     redis_url: SecretStr | None = None
+    # Every key and channel of this service in Redis begins with this: services (or test
+    # runs) that share one Redis keep apart.
+    redis_prefix: str = Field(default="task_api", pattern=r"^[A-Za-z0-9_.-]{1,50}$")
 
     # Background runs: true, the API process also executes them (the embedded set-up);
     # false, only `python -m task_api.runs.worker` processes do.

@@ -169,9 +169,10 @@ class PostgresNotifier(Notifier):
 class RedisNotifier(Notifier):
     """Redis pub/sub: every process subscribes; a notice is one PUBLISH."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
         self.url = url
+        self.channel = f"{prefix}:{CHANNEL}"
         self.publisher = redis.Redis.from_url(
             url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
@@ -185,7 +186,7 @@ class RedisNotifier(Notifier):
             self.wake(channel)
             return
         try:
-            self.publisher.publish(CHANNEL, channel)
+            self.publisher.publish(self.channel, channel)
         except redis.RedisError as error:
             self.away_until = time.monotonic() + REDIS_RETRY_SECONDS
             logger.warning("could not notify %s: %s", channel, type(error).__name__)
@@ -201,7 +202,7 @@ class RedisNotifier(Notifier):
                     self.url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
                 )
                 async with client, client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
                             self.wake(message["data"].decode())
@@ -221,7 +222,7 @@ class RedisNotifier(Notifier):
 
 def build_notifier(settings: Settings, engine: Engine) -> Notifier:
     if settings.redis_url is not None:
-        return RedisNotifier(settings.redis_url.get_secret_value())
+        return RedisNotifier(settings.redis_url.get_secret_value(), settings.redis_prefix)
     if engine.dialect.name == "postgresql":
         url = engine.url.set(drivername="postgresql")
         return PostgresNotifier(engine, url.render_as_string(hide_password=False))

@@ -42,6 +42,7 @@ class RateLimits:
             self.storage = RedisStorage(
                 f"async+{url}",
                 implementation="redispy",
+                key_prefix=f"{settings.redis_prefix}:limits",
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )

@@ -1,7 +1,9 @@
 """One app per database for the whole run (its lifespan runs once), emptied before each test.
 
-Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
-That database is emptied by the tests: never point it at data you want to keep.
+Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set:
+on a scratch database the run creates on that server and drops at its end (its user needs
+CREATEDB). With TEST_REDIS_URL, each test that uses Redis keeps to a key prefix of its own.
+The tests never read, empty or remove what they did not create.
 """
 
 import asyncio
@@ -9,34 +11,95 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from agents import Agent, Model
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
-from sqlmodel import Session, SQLModel
+from sqlalchemy import Engine, make_url, text
+from sqlalchemy.exc import ProgrammingError
+from sqlmodel import Session, SQLModel, create_engine
 
 from task_api.agents.provider import open_model
 from task_api.agents.team import build_agents
 from task_api.agents.tools import TaskContext
 from task_api.config import Settings
-from task_api.database import create_db_engine, migrate
+from task_api.database import create_db_engine, migrate, normalize_database_url
 from task_api.deps import get_agents, get_settings
 from task_api.main import create_app
 from task_api.models import User
 from task_api.rate_limit import RateLimits
 from task_api.security import create_access_token, hash_password
 
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+GIVEN_POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+POSTGRES_URL: str | None = None  # the run's scratch database on that server (pytest_configure)
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
 # The tests build their settings themselves: your shell's settings must not slip in.
 for name in Settings.model_fields:
     os.environ.pop(name.upper(), None)
-DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+DATABASES = ["sqlite", "postgresql"] if GIVEN_POSTGRES_URL else ["sqlite"]
 API = "/api/v1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make the run's scratch database, before any test module reads POSTGRES_URL."""
+    global POSTGRES_URL
+    if GIVEN_POSTGRES_URL is not None and POSTGRES_URL is None:
+        POSTGRES_URL = create_scratch_database(GIVEN_POSTGRES_URL)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if POSTGRES_URL is not None:
+        drop_scratch_database(POSTGRES_URL)
+
+
+def create_scratch_database(url: str) -> str:
+    """A new, empty database on the server `url` names; its URL."""
+    name = f"task_api_test_{uuid.uuid4().hex[:8]}"
+    try:
+        on_server(url, f"CREATE DATABASE {name}")
+    except ProgrammingError:
+        raise pytest.UsageError(
+            "TEST_DATABASE_URL: its user may not create databases (it needs CREATEDB): the "
+            "tests make a scratch database of their own, and never touch the one named"
+        ) from None
+    return make_url(normalize_database_url(url)).set(database=name).render_as_string(False)
+
+
+def drop_scratch_database(url: str) -> None:
+    assert GIVEN_POSTGRES_URL is not None
+    on_server(GIVEN_POSTGRES_URL, f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
+
+
+def on_server(url: str, statement: str) -> None:
+    """Run a statement outside a transaction (as CREATE and DROP DATABASE must be)."""
+    admin = create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(statement)
+    admin.dispose()
+
+
+@contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A REDIS_PREFIX of the caller's own; at the end, its keys (and only they) are removed."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    if REDIS_URL is not None:
+        with redis.Redis.from_url(REDIS_URL) as server:
+            for key in server.scan_iter(f"{prefix}:*"):
+                server.delete(key)
+
+
+@pytest.fixture(scope="module")
+def own_redis_prefix() -> Iterator[str]:
+    with redis_prefix() as prefix:
+        yield prefix
 
 
 def pytest_report_header() -> str:
@@ -56,22 +119,12 @@ def settings_for(database_url: str, **changes: Any) -> Settings:
     )
 
 
-def empty_postgres(url: str) -> None:
-    """Start from an empty schema, whatever ran before, and migrate it."""
-    engine = create_db_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    migrate(url)
-
-
 @pytest.fixture(scope="session", params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'tasks.db'}"  # migrated at start-up
     assert POSTGRES_URL is not None
-    empty_postgres(POSTGRES_URL)
+    migrate(POSTGRES_URL)  # the scratch database: new and empty
     return POSTGRES_URL
 
 

@@ -8,7 +8,6 @@ test_chat.py, test_chat_ws.py and test_end_to_end.py.)
 """
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from conftest import API, settings_for
+from conftest import API, REDIS_URL, redis_prefix, settings_for
 from fastapi.testclient import TestClient
 from proxy import Proxy, proxy_for, through
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -27,8 +25,6 @@ from task_api.events import Notifier, TaskEventBroker
 from task_api.main import create_app
 from task_api.runs.queue import RunQueue
 from task_api.runs.worker import Worker
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 
 def log_in(client: TestClient) -> dict[str, str]:
@@ -140,18 +136,21 @@ def test_redis_going_away_lets_requests_through_uncounted_until_it_returns(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     assert REDIS_URL is not None
-    with redis.Redis.from_url(REDIS_URL) as server:  # an earlier run counted this user too
-        for key in server.scan_iter("LIMITS:*"):
-            server.delete(key)
     proxy = proxy_for(REDIS_URL, 6379)
-    settings = settings_for(
-        f"sqlite:///{tmp_path}/tasks.db",
-        redis_url=through(proxy, REDIS_URL),
-        rate_limit_api="4/minute",
-    )
-    app = create_app(settings)
     try:
-        with TestClient(app) as client:
+        with (
+            redis_prefix() as prefix,
+            TestClient(
+                create_app(
+                    settings_for(
+                        f"sqlite:///{tmp_path}/tasks.db",
+                        redis_url=through(proxy, REDIS_URL),
+                        redis_prefix=prefix,  # counters of its own: none counted before it starts
+                        rate_limit_api="4/minute",
+                    )
+                )
+            ) as client,
+        ):
             headers = log_in(client)
             proxy.cut()
             # The limits protect the service: without Redis they are not counted, and no
@@ -181,14 +180,20 @@ def redis_back(client: TestClient) -> None:
 def test_a_stalled_redis_costs_a_request_a_moment_and_no_error(tmp_path: Path) -> None:
     assert REDIS_URL is not None
     proxy = proxy_for(REDIS_URL, 6379)
-    settings = settings_for(
-        f"sqlite:///{tmp_path}/tasks.db",
-        redis_url=through(proxy, REDIS_URL),
-        rate_limit_api="1000/minute",
-    )
-    app = create_app(settings)
     try:
-        with TestClient(app) as client:
+        with (
+            redis_prefix() as prefix,
+            TestClient(
+                create_app(
+                    settings_for(
+                        f"sqlite:///{tmp_path}/tasks.db",
+                        redis_url=through(proxy, REDIS_URL),
+                        redis_prefix=prefix,
+                        rate_limit_api="1000/minute",
+                    )
+                )
+            ) as client,
+        ):
             headers = log_in(client)
             proxy.stall()  # Redis takes the commands and answers none
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from conftest import POSTGRES_URL
+from conftest import POSTGRES_URL, REDIS_URL
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -29,7 +29,6 @@ from task_api.database import create_db_engine, migrate
 
 CAPSTONE = Path(__file__).resolve().parent.parent
 SCHEMA = "hostile"  # on PostgreSQL, a schema of its own
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 
 def free_port() -> int:
@@ -77,16 +76,21 @@ def database_url(
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, own_redis_prefix: str
+) -> Iterator[Any]:
     """The service, and what it logs."""
     port = free_port()
     log = tmp_path_factory.mktemp("log") / "server.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        # On PostgreSQL with Redis, as an operator runs it. A limit of its own: in a Redis
-        # other tests use too, its counters are apart from theirs.
-        **({"REDIS_URL": REDIS_URL} if REDIS_URL and "postgresql" in database_url else {}),
+        # On PostgreSQL with Redis, as an operator runs it, with keys of its own.
+        **(
+            {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": own_redis_prefix}
+            if REDIS_URL and "postgresql" in database_url
+            else {}
+        ),
         "RATE_LIMIT_API": "119/minute",
         "MAX_QUEUED_RUNS_PER_USER": "3",
         "OFFLINE_MODEL_DELAY": "0.05",  # a run takes a while, as with a real model

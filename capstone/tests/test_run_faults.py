@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from conftest import POSTGRES_URL
+from conftest import POSTGRES_URL, REDIS_URL
 from proxy import Proxy, proxy_for, through
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
@@ -38,7 +38,6 @@ from task_api.database import create_db_engine, migrate
 from task_api.models import Conversation, ConversationTurn
 from task_api.runs.models import FINAL_STATUSES, AgentRun, AgentRunEvent
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
 pytestmark = pytest.mark.skipif(
     POSTGRES_URL is None or REDIS_URL is None,
     reason="needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL (CI does)",
@@ -125,13 +124,16 @@ def redis_proxy() -> Iterator[Proxy]:
 
 
 @pytest.fixture(scope="module")
-def environment(database_url: str, postgres: Proxy, redis_proxy: Proxy) -> dict[str, str]:
+def environment(
+    database_url: str, postgres: Proxy, redis_proxy: Proxy, own_redis_prefix: str
+) -> dict[str, str]:
     assert REDIS_URL is not None
     return {
         **os.environ,
         "PYTHONPATH": str(CAPSTONE),
         "DATABASE_URL": through(postgres, database_url),
         "REDIS_URL": through(redis_proxy, REDIS_URL),
+        "REDIS_PREFIX": own_redis_prefix,
         "SECRET_KEY": "run-faults-" + "k" * 32,
         "RUNS_IN_PROCESS": "false",
         "RUN_LEASE_SECONDS": str(LEASE_SECONDS),

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
-from conftest import POSTGRES_URL
+from conftest import POSTGRES_URL, REDIS_URL
 
 from course_shared.sse import iter_sse
 from task_api.database import create_db_engine, migrate
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
 CAPSTONE = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(
     POSTGRES_URL is None, reason="needs PostgreSQL: set TEST_DATABASE_URL (CI does)"
@@ -63,7 +61,10 @@ Pair = tuple[httpx.Client, httpx.Client]
     ],
 )
 def two_processes(
-    request: pytest.FixtureRequest, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    own_redis_prefix: str,
 ) -> Iterator[Pair]:
     """Two API processes on one database, sharing events through `request.param`."""
     environment = {
@@ -76,8 +77,8 @@ def two_processes(
     }
     if request.param == "redis":
         assert REDIS_URL is not None
-        redis.Redis.from_url(REDIS_URL).flushdb()
         environment["REDIS_URL"] = REDIS_URL
+        environment["REDIS_PREFIX"] = own_redis_prefix
     ports = [free_port(), free_port()]
     folder = tmp_path_factory.mktemp(request.param)
     servers = [
