@@ -28,6 +28,7 @@ def test_nox_lists_a_session_per_stage_and_the_tools() -> None:
         "shared",
         "diff",
         "serve",
+        "spec",
     ]:
         assert f"{name}" in result.stdout
 
