@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -140,35 +141,61 @@ def spec(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def diff(session: nox.Session) -> None:
-    """Print what one stage adds to another: nox -s diff -- 05 06 [--code]."""
-    args = [arg for arg in session.posargs if arg != "--code"]
-    if len(args) != 2:
+    """Print what one stage adds to another: nox -s diff -- 05 06 [--code], or only the
+    files a part of the capstone's guide quotes: nox -s diff -- 13 capstone --part 06."""
+    parser = argparse.ArgumentParser(prog="nox -s diff --")
+    parser.add_argument("old")
+    parser.add_argument("new")
+    parser.add_argument("--code", action="store_true", help="leave out READMEs and snapshots")
+    parser.add_argument("--part", help="a part of capstone/guide: its number or file name")
+    try:
+        arguments = parser.parse_args(session.posargs)
+    except SystemExit:
         session.error(
-            "usage: nox -s diff -- OLD NEW [--code]   (for example: nox -s diff -- 05 06)"
+            "usage: nox -s diff -- OLD NEW [--code] [--part PART]   (nox -s diff -- 05 06)"
         )
     try:
-        old, new = (find_stage(key) for key in args)
+        old, new = find_stage(arguments.old), find_stage(arguments.new)
+        files = part_files(arguments.part) if arguments.part else None
     except ValueError as error:
         session.error(str(error))
-    print(stage_diff(old, new, code_only="--code" in session.posargs), end="")
+    print(stage_diff(old, new, code_only=arguments.code, files=files), end="")
+
+
+def part_files(key: str) -> list[str]:
+    """The files a part of the capstone's guide quotes (`<!-- quote: PATH -->`)."""
+    parts = sorted((ROOT / "capstone" / "guide").glob("[0-9][0-9]-*.md"))
+    matches = [part for part in parts if part.stem == key or part.stem.startswith(f"{key}-")]
+    if len(matches) != 1:
+        names = ", ".join(part.stem for part in parts)
+        raise ValueError(f"no part {key!r} in capstone/guide (there are: {names})")
+    quoted = re.findall(r"<!-- quote: (\S+) -->", matches[0].read_text(encoding="utf-8"))
+    return sorted(set(quoted))
 
 
 # The code first, then its tests, then the rest; the README (the lesson's text) last.
 DIFF_ORDER = ["*/task_api/*", "*/tests/test_*.py", "*/tests/*", "*.toml", "*.example"]
 
 
-def stage_diff(old: Path, new: Path, code_only: bool = False) -> str:
+def stage_diff(
+    old: Path, new: Path, code_only: bool = False, files: list[str] | None = None
+) -> str:
     """What `new` adds to `old`: a summary of the files, then their unified diff.
 
     `git diff --no-index` on copies of the two folders without caches and local databases:
     a file moved or split (lesson 10's store.py) shows as a rename, not as delete-all and
-    add-all. With `code_only`, the README and the OpenAPI snapshot are left out.
+    add-all. With `code_only`, the README and the OpenAPI snapshot are left out; with
+    `files` (paths within a stage), every other file is.
     """
     ignored = [*DIFF_EXCLUDES, *(["README.md", "openapi.json"] if code_only else [])]
     with tempfile.TemporaryDirectory() as folder:
         copies = [Path(folder) / stage.relative_to(ROOT) for stage in (old, new)]
         for stage, copy in zip((old, new), copies, strict=True):
             shutil.copytree(stage, copy, ignore=shutil.ignore_patterns(*ignored))
+            if files is not None:
+                for path in [path for path in copy.rglob("*") if path.is_file()]:
+                    if path.relative_to(copy).as_posix() not in files:
+                        path.unlink()
         order = Path(folder) / "order"
         order.write_text("\n".join(DIFF_ORDER) + "\n")
         # -M20%: a file that keeps a fifth of its lines under a new name was moved or split, not
