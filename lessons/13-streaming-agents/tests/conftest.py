@@ -1,12 +1,13 @@
 import json
 import os
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from agents import Model
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, StaticPool, text
+from sqlalchemy import Engine, NullPool, StaticPool, make_url, text
 from sqlmodel import Session, SQLModel, create_engine
 
 from course_shared.offline_model import OfflineModel
@@ -20,7 +21,7 @@ Settings.model_config["env_file"] = None
 for name in Settings.model_fields:
     os.environ.pop(name.upper(), None)
 
-from task_api.database import create_db_engine, get_session
+from task_api.database import create_db_engine, get_session, normalize_database_url
 from task_api.deps import get_agent_model
 from task_api.events import TaskEventBroker, get_event_broker
 from task_api.main import app
@@ -28,8 +29,8 @@ from task_api.models import User
 from task_api.rate_limit import limiter
 from task_api.security import create_access_token, hash_password
 
-# Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
-# That database is emptied by the tests: never point it at data you want to keep.
+# Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set:
+# in a database the tests make on that server for the run, and drop at its end.
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
@@ -38,6 +39,29 @@ def pytest_report_header() -> str:
     if POSTGRES_URL:
         return "databases: SQLite and PostgreSQL (TEST_DATABASE_URL)"
     return "databases: SQLite only (set TEST_DATABASE_URL to run on PostgreSQL as well)"
+
+
+@pytest.fixture(scope="session")
+def scratch_database() -> Iterator[str]:
+    """The URL of a new, empty database on TEST_DATABASE_URL's server, dropped after the run."""
+    assert POSTGRES_URL is not None
+    # Never the database the URL names: it may hold data its owner wants to keep.
+    name = f"task_api_test_{secrets.token_hex(4)}"
+    # AUTOCOMMIT: CREATE and DROP DATABASE cannot run inside a transaction.
+    server = create_engine(
+        normalize_database_url(POSTGRES_URL), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    with server.connect() as connection:
+        may_create = "SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        if not connection.execute(text(may_create)).scalar():
+            pytest.fail(
+                "The TEST_DATABASE_URL user needs CREATEDB to make the tests' own database.",
+                pytrace=False,
+            )
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session", params=DATABASES)
@@ -49,11 +73,8 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
             "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
     else:
-        assert POSTGRES_URL is not None
-        engine = create_db_engine(POSTGRES_URL)
-        with engine.begin() as connection:  # start from an empty schema, whatever ran before
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
+        # Asked for here, not as an argument, so that a run on SQLite alone needs no server.
+        engine = create_db_engine(request.getfixturevalue("scratch_database"))
     yield engine
     engine.dispose()
 

@@ -23,6 +23,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_answering(process: subprocess.Popen[bytes], port: int) -> None:
+    """Return once the server answers an HTTP request; fail as soon as it exits instead."""
+    # A last resort only: a busy machine can take long to start Python and import the app.
+    deadline = time.monotonic() + 120
+    while process.poll() is None:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                pytest.fail("the server neither answered nor exited within 120 s")
+            time.sleep(0.05)
+    pytest.fail(f"the server exited with code {process.returncode} before it answered")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """`uvicorn task_api.main:app` on a free port, on a database of its own; (host, port)."""
@@ -35,15 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         env=os.environ,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "the server exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start within 30 s"
-                time.sleep(0.05)
+        wait_until_answering(process, port)
         yield "127.0.0.1", port
     finally:
         process.terminate()
