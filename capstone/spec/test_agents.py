@@ -1,8 +1,10 @@
 """Triage and handoffs: the TaskManager hands each request to its specialist, whose tools
-change the user's tasks; the same turn streamed as server-sent events."""
+change the user's tasks; the same turn streamed as server-sent events; what each agent can
+do, for the API's clients."""
 
 import uuid
 
+import httpx
 import pytest
 from conftest import User
 
@@ -55,3 +57,19 @@ def test_a_conversation_goes_on_with_its_session_id(alice: User) -> None:
 
     assert then["session_id"] == first["session_id"]
     assert [call["name"] for call in then["tool_calls"]] == ["complete_task"]
+
+
+def test_the_capabilities_describe_each_agent_and_its_tools(
+    alice: User, anonymous: httpx.Client
+) -> None:
+    reply = alice.api.get("/agent/capabilities")
+
+    assert reply.status_code == 200, reply.text
+    triage, *specialists = reply.json()["agents"]
+    assert triage["name"] == "TaskManager"
+    assert triage["handoffs"] == [agent["name"] for agent in specialists]
+    assert {"Planner", "Clerk", "Reporter"} <= set(triage["handoffs"])
+    clerk = next(agent for agent in specialists if agent["name"] == "Clerk")
+    create = next(tool for tool in clerk["tools"] if tool["name"] == "create_task")
+    assert "title" in create["parameters"]["properties"]
+    assert anonymous.get("/agent/capabilities").status_code == 401

@@ -1,12 +1,16 @@
-"""Chat with the TaskManager agents: one JSON answer, or the run as Server-Sent Events."""
+"""Chat with the TaskManager agents: one JSON answer, or the run as Server-Sent Events; and
+what the agents can do."""
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
+from agents import Agent, FunctionTool
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 
+from task_api.agents.tools import in_a_background_run
 from task_api.agents.turns import (
     Done,
     Failed,
@@ -26,7 +30,15 @@ from task_api.errors import (
     TooManyRequests,
     responses,
 )
-from task_api.models import ChatReply, Scope, ToolCall, Usage
+from task_api.models import (
+    AgentCapabilities,
+    AgentDescription,
+    ChatReply,
+    Scope,
+    ToolCall,
+    ToolDescription,
+    Usage,
+)
 
 router = APIRouter(
     prefix="/agent",
@@ -128,3 +140,31 @@ def encode_event(event: TurnEvent) -> bytes:
     streams (/tasks/events, /runs/{id}/events) keep EventSourceResponse and its pings.
     """
     return format_sse_event(event=event.type, data_str=json.dumps(data_of(event)))
+
+
+@router.get("/capabilities")
+async def read_capabilities(agents: AgentsDep) -> AgentCapabilities:
+    """The agents a chat may reach: the TaskManager, which every chat starts with, then the
+    specialists it hands requests to; each with its tools and the JSON Schema of their
+    arguments, as the model is shown them. None of them takes a user: a tool works on the
+    caller's tasks only. `report_progress` is offered only in background runs."""
+    team = [agents, *(agent for agent in agents.handoffs if isinstance(agent, Agent))]
+    return AgentCapabilities(agents=[describe_agent(agent) for agent in team])
+
+
+def describe_agent(agent: Agent[Any]) -> AgentDescription:
+    return AgentDescription(
+        name=agent.name,
+        handoff_description=agent.handoff_description,
+        handoffs=[h.name if isinstance(h, Agent) else h.agent_name for h in agent.handoffs],
+        tools=[
+            ToolDescription(
+                name=tool.name,
+                description=tool.description,
+                parameters=tool.params_json_schema,
+                only_in_background_runs=tool.is_enabled is in_a_background_run,
+            )
+            for tool in agent.tools
+            if isinstance(tool, FunctionTool)
+        ],
+    )

@@ -95,6 +95,33 @@ class RefuseLargeBodies:
         await self.app(scope, receive, send)
 
 
+# The groups of routes in /docs, in this order, each with a line on what it is for.
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Register, log in (OAuth2 password flow), and who you are."},
+    {
+        "name": "api keys",
+        "description": "Keys for programs, with scopes: shown once, stored hashed; "
+        "only a login makes or revokes them.",
+    },
+    {"name": "tasks", "description": "Your tasks, and their changes as Server-Sent Events."},
+    {
+        "name": "agent",
+        "description": "Chat with the TaskManager agents, as one JSON answer or as "
+        "Server-Sent Events; and what each agent can do.",
+    },
+    {
+        "name": "conversations",
+        "description": "Your conversations with the agents: newest first, read, renamed, deleted.",
+    },
+    {
+        "name": "runs",
+        "description": "Background runs: queued at once, carried out by a worker, "
+        "followed as events, cancelled.",
+    },
+    {"name": "service", "description": "For whoever runs the service: up, and ready to serve."},
+]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for these settings (by default: the environment and .env)."""
     settings = settings or read_settings()
@@ -107,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -361,6 +361,34 @@ class ChatReply(BaseModel):
     duration_ms: int
 
 
+class ToolDescription(BaseModel):
+    """A tool an agent may call, as the model is shown it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(description="The JSON Schema of the tool's arguments")
+    only_in_background_runs: bool = Field(
+        description="Offered to the model only in a background run (/runs), never in a chat"
+    )
+
+
+class AgentDescription(BaseModel):
+    """One of the agents: what it is handed, whom it hands requests to, what it can call."""
+
+    name: str
+    handoff_description: str | None = Field(
+        description="What the triage hands this agent; none for the triage itself"
+    )
+    handoffs: list[str] = Field(description="The agents it may hand a request to")
+    tools: list[ToolDescription]
+
+
+class AgentCapabilities(BaseModel):
+    """The agents, the first of them the triage that every chat starts with."""
+
+    agents: list[AgentDescription]
+
+
 class TaskEvent(SQLModel, table=True):
     """A change to one user's tasks, kept for live streams in every process (and replays)."""
 

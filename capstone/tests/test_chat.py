@@ -20,6 +20,7 @@ from task_api.agents.provider import OFFLINE_ROUTES
 from task_api.agents.turns import MAX_TURNS
 from task_api.config import Settings
 from task_api.models import TaskEvent
+from task_api.services import TaskService
 
 UseModel = Callable[[Model], None]
 UseProvider = Callable[[Settings], None]
@@ -215,6 +216,54 @@ def test_json_that_is_not_strict_json_is_422(client: TestClient, content: str) -
 def test_the_agents_need_a_token_or_a_key(anonymous_client: TestClient) -> None:
     assert chat(anonymous_client, "Show my tasks").status_code == 401
     assert stream(anonymous_client, "Show my tasks").status_code == 401
+    assert anonymous_client.get("/agent/capabilities").status_code == 401
+
+
+# --- what the agents can do, for the API's clients ------------------------------------------
+
+
+def test_the_capabilities_name_each_agent_its_handoffs_and_its_tools(client: TestClient) -> None:
+    response = client.get("/agent/capabilities")
+
+    assert response.status_code == 200
+    agents = {agent["name"]: agent for agent in response.json()["agents"]}
+    assert list(agents) == ["TaskManager", "Planner", "Clerk", "Reporter"]
+    triage = agents["TaskManager"]
+    assert (triage["handoffs"], triage["tools"]) == (["Planner", "Clerk", "Reporter"], [])
+    assert agents["Clerk"]["handoff_description"] == (
+        "Creates, changes, completes and deletes single tasks."
+    )
+    assert [tool["name"] for tool in agents["Reporter"]["tools"]] == [
+        "list_tasks", "get_task", "report_progress"
+    ]  # fmt: skip
+
+
+def test_each_tool_is_described_with_the_schema_the_model_sees(client: TestClient) -> None:
+    agents = {agent["name"]: agent for agent in client.get("/agent/capabilities").json()["agents"]}
+
+    clerk = {tool["name"]: tool for tool in agents["Clerk"]["tools"]}
+    create = clerk["create_task"]
+    assert create["description"] == "Create a task for the user."
+    arguments = create["parameters"]["properties"]
+    assert list(arguments) == ["title", "description", "priority", "due_date"]
+    assert arguments["priority"]["enum"] == ["low", "medium", "high"]
+    assert create["parameters"]["additionalProperties"] is False
+    assert create["only_in_background_runs"] is False
+    assert clerk["report_progress"]["only_in_background_runs"] is True
+
+
+def test_no_tool_takes_a_user(client: TestClient) -> None:
+    agents = client.get("/agent/capabilities").json()["agents"]
+
+    arguments = {
+        name
+        for agent in agents
+        for tool in agent["tools"]
+        for name in tool["parameters"]["properties"]
+    }
+    assert arguments == {
+        "title", "description", "priority", "due_date", "status", "task_id", "percent", "message"
+    }  # fmt: skip
 
 
 # --- nobody reaches another user's tasks ---------------------------------------------------
@@ -294,6 +343,33 @@ def test_a_tool_error_is_passed_to_the_model(client: TestClient, use_model: UseM
         }
     ]
     assert body["reply"] == "There is no task 42."
+    model.assert_complete()
+
+
+def test_a_tool_that_breaks_tells_the_model_only_that_it_failed(
+    client: TestClient,
+    use_model: UseModel,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("could not connect to db-7.internal:5432")
+
+    monkeypatch.setattr(TaskService, "list_tasks", broken)
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_reporter", {}, call_id="h1")],
+            [function_call("list_tasks", {}, call_id="c1")],
+            [assistant_message("Something went wrong.")],
+        ]
+    )
+    use_model(model)
+
+    body = chat(client, "What is still pending?").json()
+
+    assert body["tool_calls"][0]["output"] == '{"error": "The tool failed"}'
+    [record] = [r for r in caplog.records if r.name == "task_api.agents.tools"]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
     model.assert_complete()
 
 

@@ -142,7 +142,8 @@ class RunCreate(RequestBody):
     )
     webhook_url: WebhookUrl | None = Field(
         default=None,
-        description="Where to POST the run's final status, signed with X-Webhook-Signature",
+        description="Where to POST the run's final status, signed as Standard Webhooks say "
+        "(webhook-id, webhook-timestamp, webhook-signature)",
     )
 
 
