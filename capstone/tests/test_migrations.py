@@ -1,6 +1,7 @@
 """Alembic owns the schema: its migrations go up and down, and match the models exactly."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -77,3 +78,45 @@ def test_the_models_match_the_migrations(empty_database: str) -> None:
 
     engine.dispose()
     assert differences == [], "a model changed: add a migration (alembic revision --autogenerate)"
+
+
+def autoincrement_tables(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type='table'")
+        return {name for name, sql in rows if "AUTOINCREMENT" in sql.upper()}
+
+
+def test_on_sqlite_no_migration_lets_ids_be_reused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ids.db"
+    engine = create_db_engine(url)
+
+    command.upgrade(alembic(url), "head")
+
+    never_reused = {
+        table.name
+        for table in SQLModel.metadata.sorted_tables
+        if table.dialect_kwargs.get("sqlite_autoincrement")
+    }
+    assert never_reused <= autoincrement_tables(engine)
+    engine.dispose()
+
+
+def test_0006_gives_back_autoincrement_to_a_table_that_lost_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ids.db"
+    engine = create_db_engine(url)
+    command.upgrade(alembic(url), "0005")
+    with engine.begin() as connection:  # as 0003 left it before it kept AUTOINCREMENT
+        connection.exec_driver_sql("ALTER TABLE api_key RENAME TO old_key")
+        sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'old_key'"
+        ).scalar_one()
+        connection.exec_driver_sql(
+            sql.replace("old_key", "api_key", 1).replace(" AUTOINCREMENT", "")
+        )
+        connection.exec_driver_sql("DROP TABLE old_key")
+    assert "api_key" not in autoincrement_tables(engine)
+
+    command.upgrade(alembic(url), "head")
+
+    assert "api_key" in autoincrement_tables(engine)
+    engine.dispose()

@@ -15,9 +15,12 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# SQLite copies a table to change it: the copy keeps AUTOINCREMENT only when told to.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 
 def upgrade() -> None:
-    with op.batch_alter_table("api_key") as table:
+    with op.batch_alter_table("api_key", table_kwargs=NEVER_REUSE_IDS) as table:
         table.add_column(
             sa.Column(
                 "scopes",
@@ -26,10 +29,11 @@ def upgrade() -> None:
                 server_default="read write agent",
             )
         )
-    with op.batch_alter_table("api_key") as table:  # new keys name their own
+    # New keys name their own scopes: no default from here on.
+    with op.batch_alter_table("api_key", table_kwargs=NEVER_REUSE_IDS) as table:
         table.alter_column("scopes", server_default=None)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("api_key") as table:
+    with op.batch_alter_table("api_key", table_kwargs=NEVER_REUSE_IDS) as table:
         table.drop_column("scopes")

@@ -15,9 +15,12 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# SQLite copies a table to change it: the copy keeps AUTOINCREMENT only when told to.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 
 def upgrade() -> None:
-    with op.batch_alter_table("agent_run") as table:
+    with op.batch_alter_table("agent_run", table_kwargs=NEVER_REUSE_IDS) as table:
         table.add_column(
             sa.Column(
                 "idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True
@@ -29,6 +32,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("agent_run") as table:
+    with op.batch_alter_table("agent_run", table_kwargs=NEVER_REUSE_IDS) as table:
         table.drop_constraint("uq_agent_run_idempotency_key", type_="unique")
         table.drop_column("idempotency_key")

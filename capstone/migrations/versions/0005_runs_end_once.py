@@ -15,6 +15,9 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# SQLite copies a table to change it: the copy keeps AUTOINCREMENT only when told to.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 WEBHOOK_DUE = sa.text("webhook_url IS NOT NULL AND webhook_done_at IS NULL")
 
 
@@ -30,7 +33,7 @@ def upgrade() -> None:
         "INSERT INTO agent_run_cancel (run_id, created_at) "
         "SELECT id, CURRENT_TIMESTAMP FROM agent_run WHERE cancel_requested"
     )
-    with op.batch_alter_table("agent_run") as table:
+    with op.batch_alter_table("agent_run", table_kwargs=NEVER_REUSE_IDS) as table:
         table.drop_column("cancel_requested")
         table.add_column(sa.Column("webhook_done_at", sa.DateTime(timezone=True), nullable=True))
     # The runs that ended before this revision had their webhooks called then.
@@ -49,7 +52,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_agent_run_webhook_due", table_name="agent_run")
-    with op.batch_alter_table("agent_run") as table:
+    with op.batch_alter_table("agent_run", table_kwargs=NEVER_REUSE_IDS) as table:
         table.drop_column("webhook_done_at")
         table.add_column(
             sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false())
