@@ -1,6 +1,7 @@
-"""On SQLite, ids are never reused again in the tables that revisions 0002 to 0005 copied:
-their copies had lost AUTOINCREMENT, so a deleted last row's id could come back (a revoked
-API key's id given to the next key). PostgreSQL is unchanged.
+"""On SQLite, the tables batch mode copied get AUTOINCREMENT back: ids are never reused.
+
+Revisions 0002 to 0005 copied them without it, so a deleted last row's id could come back
+(a revoked API key's id given to the next key). PostgreSQL is unchanged.
 
 Revision ID: 0006
 Revises: 0005
