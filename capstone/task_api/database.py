@@ -95,6 +95,7 @@ def create_db_engine(url: str) -> Engine:
         # lock rather than fail when two requests write at once.
         engine = create_engine(
             url,
+            hide_parameters=True,  # an error's message never carries a password hash, a title
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_timeout=POOL_TIMEOUT_SECONDS,
         )
@@ -102,6 +103,7 @@ def create_db_engine(url: str) -> Engine:
         return engine
     engine = create_engine(
         url,
+        hide_parameters=True,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         # A serverless database (Neon) sleeps and drops idle connections: test each one
         # before use, and replace connections before the server is likely to have closed them.

@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build what the requests share, once per process; close it at shutdown."""
     settings: Settings = app.state.settings
+    # Here, once the server has set up its own logging (`fastapi run` does it after it has
+    # built the app, and would turn uvicorn's access log, query strings and all, back on).
+    configure_logging(settings)
     if settings.database_url.startswith("sqlite"):
         # The embedded set-up migrates itself; PostgreSQL is migrated by the operator, once,
         # before the API starts (`alembic upgrade head`; compose.yaml's `migrate`).
@@ -125,7 +128,6 @@ OPENAPI_TAGS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for these settings (by default: the environment and .env)."""
     settings = settings or read_settings()
-    configure_logging(settings)
     app = FastAPI(
         title=settings.app_name,
         summary="Your tasks, kept by a team of AI agents and a REST API.",

@@ -1,17 +1,29 @@
 """What every request gets: request ids, error bodies, the body limit, CORS; and /, /health,
 /ready and the docs."""
 
+import contextlib
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from task_api.config import Settings
+from task_api.database import create_db_engine
 from task_api.main import create_app
+
+CAPSTONE = Path(__file__).resolve().parent.parent
 
 JSON = {"Content-Type": "application/json"}
 
@@ -199,7 +211,8 @@ def test_only_the_listed_hosts_are_answered(database_url: str) -> None:
 
 
 def test_no_query_string_reaches_the_log(settings: Settings) -> None:
-    create_app(settings)  # sets up the logs
+    with TestClient(create_app(settings)):  # its lifespan sets up the logs
+        pass
     [handler] = [h for h in logging.getLogger().handlers if h.filters]  # the app's
     # What uvicorn logs when a WebSocket opens, here with a key a client put in the URL.
     record = logging.LogRecord(
@@ -216,3 +229,49 @@ def test_no_query_string_reaches_the_log(settings: Settings) -> None:
     logged = handler.format(record)
     assert '"WebSocket /api/v1/agent/ws" [accepted]' in logged
     assert "tm_leaked" not in logged
+
+
+def test_fastapi_run_keeps_query_strings_out_of_the_log(tmp_path: Path) -> None:
+    """`fastapi run`, as the README starts the app, sets up uvicorn's logging after it has
+    built the app: the app's own set-up must still be the one in force."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/tasks.db"}
+    command = [str(Path(sys.executable).parent / "fastapi"), "run", "task_api/main.py"]
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=CAPSTONE,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "GET /health 200" not in log.read_text():  # until it answered and logged it
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server did not answer within 120 s"
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/health?token=secret-in-a-url")
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert "secret-in-a-url" not in log.read_text()
+
+
+def test_a_database_error_carries_no_value_of_the_query(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path}/tasks.db")
+
+    with pytest.raises(OperationalError) as failed, engine.connect() as connection:
+        connection.execute(text("INSERT INTO nowhere VALUES (:hash)"), {"hash": "$argon2id$x"})
+
+    assert "$argon2id$x" not in str(failed.value)  # it reaches the log with the traceback
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
