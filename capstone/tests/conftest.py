@@ -89,11 +89,13 @@ def on_server(url: str, statement: str) -> None:
 def redis_prefix() -> Iterator[str]:
     """A REDIS_PREFIX of the caller's own; at the end, its keys (and only they) are removed."""
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    if REDIS_URL is not None:
-        with redis.Redis.from_url(REDIS_URL) as server:
-            for key in server.scan_iter(f"{prefix}:*"):
-                server.delete(key)
+    try:
+        yield prefix
+    finally:
+        if REDIS_URL is not None:
+            with redis.Redis.from_url(REDIS_URL) as server:
+                for key in server.scan_iter(f"{prefix}:*"):
+                    server.delete(key)
 
 
 @pytest.fixture(scope="module")
