@@ -162,7 +162,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_a_request_id
     )
     # FastAPI counts the bytes of a body as it reads it, and stops at the limit (413).
-    app.include_router(api.router, max_body_size=settings.max_body_bytes)
+    # Any route of the API may find the database away: each documents its 503, as JSON even
+    # where the route streams (`streaming=True`).
+    app.include_router(
+        api.router,
+        max_body_size=settings.max_body_bytes,
+        responses=responses(DatabaseUnavailable, streaming=True),
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/", read_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/health", read_health, methods=["GET"], tags=["service"])
