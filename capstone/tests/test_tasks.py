@@ -362,6 +362,7 @@ def test_errors_are_documented_in_openapi(service_client: TestClient) -> None:
         "413",
         "422",
         "429",
+        "503",
     }
     assert set(paths["/api/v1/tasks/{task_id}"]["delete"]["responses"]) == {
         "204",
@@ -370,6 +371,7 @@ def test_errors_are_documented_in_openapi(service_client: TestClient) -> None:
         "404",
         "422",
         "429",
+        "503",
     }
     # A route that reads a body may also answer 400 (unreadable) and 413 (too large).
     assert set(paths["/api/v1/tasks"]["post"]["responses"]) == {
@@ -381,6 +383,7 @@ def test_errors_are_documented_in_openapi(service_client: TestClient) -> None:
         "413",
         "422",
         "429",
+        "503",
     }
 
 
