@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from task_api import api_keys, auth, chat, chat_ws, conversations, tasks
+from task_api import api_keys, approvals, auth, chat, chat_ws, conversations, tasks
 from task_api.runs import routes as runs
 
 router = APIRouter(prefix="/api/v1")
@@ -13,3 +13,4 @@ router.include_router(chat.router)
 router.include_router(chat_ws.router)
 router.include_router(conversations.router)
 router.include_router(runs.router)
+router.include_router(approvals.router)

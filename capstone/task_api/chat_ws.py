@@ -5,7 +5,10 @@
    Refused or missing credentials close the socket with 1008.
 2. Send a turn: `{"message": ..., "session_id"?, "temperature"?, "max_output_tokens"?}`.
    The server answers with the events of /agent/chat/stream, one JSON message each:
-   `{"event": "delta", "data": {"text": "..."}}`, the turn ending with `done` or `error`.
+   `{"event": "delta", "data": {"text": "..."}}`, the turn ending with `done` or `error`,
+   or `approval` when tool calls wait for a decision: answer each with
+   `{"approval": id, "approve": true}` or `{"approval": id, "approve": false, "reason"?}`,
+   and the turn goes on (a chat's; a run's is queued again: `status` says so).
    A later turn without a session_id continues the conversation of the one before.
 3. A message that is not text closes with 1003; one that is not a valid turn, with 1007.
 
@@ -22,10 +25,14 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from task_api.agents.pauses import ApprovalStore
 from task_api.agents.turns import Done, Failed, Turn, TurnEvent, data_of, run_turn
+from task_api.approvals import decide
 from task_api.deps import CREDENTIALS_RECHECK_SECONDS, AgentsDep, Credentials, get_turn
 from task_api.errors import AppError, BadMessage, MissingScope, NotAuthenticated
-from task_api.models import ChatRequest, Scope
+from task_api.events import AgentEventType
+from task_api.models import ApprovalAnswer, ChatRequest, Scope, User
+from task_api.runs.models import RunAccepted
 
 router = APIRouter()
 
@@ -105,12 +112,9 @@ async def take_turns(websocket: WebSocket, credentials: Credentials, agents: Age
     pending: dict[str, Any] | None = None
     while True:
         body = pending if pending is not None else await next_turn(websocket, credentials)
-        try:
-            request = ChatRequest.model_validate(body)
-        except ValidationError as error:
-            detail = "; ".join(e["msg"] for e in error.errors(include_url=False)[:3])
-            raise BadMessage(f"Not a turn: {detail}", INVALID_PAYLOAD) from None
-        request.session_id = request.session_id or conversation_id
+        request = read_request(body)
+        if isinstance(request, ChatRequest):
+            request.session_id = request.session_id or conversation_id
         caller = await credentials.caller()  # before each turn, as on a request
         if Scope.AGENT not in caller.scopes:
             raise MissingScope.lacking(Scope.AGENT)
@@ -118,13 +122,44 @@ async def take_turns(websocket: WebSocket, credentials: Credentials, agents: Age
         assert user.id is not None
         try:
             await websocket.app.state.rate_limits.hit_user(user.id)
-            turn = await get_turn(request, user, websocket.app.state.broker)
-        except AppError as refused:  # over the limit, someone else's conversation
+            turn = await turn_for(websocket, request, user, agents)
+        except AppError as refused:  # over the limit, someone else's conversation, decided
             await send(websocket, Failed.of(refused))
             pending = None
             continue
+        if turn is None:  # a run's approval, answered: a worker resumes the run
+            pending = None
+            continue
         ended, pending = await take_turn(websocket, turn, agents)
-        conversation_id = ended or request.session_id
+        conversation_id = ended or turn.conversation_id
+
+
+async def turn_for(
+    websocket: WebSocket, request: ChatRequest | ApprovalAnswer, user: User, agents: AgentsDep
+) -> Turn | None:
+    """The turn a message starts: a new one, or one that goes on after an approval's answer;
+    None for a background run's approval (a worker resumes the run, and `status` says so)."""
+    state = websocket.app.state
+    if isinstance(request, ChatRequest):
+        return await get_turn(request, user, state.broker)
+    approvals = ApprovalStore(state.engine, state.run_queue.notifier, user.id)
+    decided = await decide(approvals, request.approval, request, agents, state.broker)
+    if isinstance(decided, RunAccepted):
+        status = {"status": decided.status, "run_id": decided.id}
+        await websocket.send_json({"event": AgentEventType.STATUS, "data": status})
+        return None
+    return decided
+
+
+def read_request(body: dict[str, Any]) -> ChatRequest | ApprovalAnswer:
+    """A turn, or the answer to an approval; 1007 for anything else."""
+    model = ApprovalAnswer if "approval" in body else ChatRequest
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        detail = "; ".join(e["msg"] for e in error.errors(include_url=False)[:3])
+        what = "an approval's answer" if model is ApprovalAnswer else "a turn"
+        raise BadMessage(f"Not {what}: {detail}", INVALID_PAYLOAD) from None
 
 
 async def send(websocket: WebSocket, event: TurnEvent) -> None:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Seconds the offline model waits before each streamed piece: for demos and benchmarks.
     offline_model_delay: float = Field(default=0, ge=0, le=10)
 
+    # Tools that wait for their owner's approval before they run (comma-separated names).
+    approval_required_tools: Annotated[frozenset[str], NoDecode] = frozenset({"delete_task"})
+    # Undecided after this long, an approval counts as rejected and the turn goes on.
+    approval_ttl_seconds: float = Field(default=3600, ge=1, le=30 * 24 * 3600)
+
     # Larger request bodies are refused with 413 before they are read to the end.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # Origins (https://app.example.com) whose pages may call the API; none: same origin only.
@@ -82,12 +87,12 @@ class Settings(BaseSettings):
     # Development only: let webhooks reach private, loopback and link-local addresses.
     webhook_allow_private: bool = False
 
-    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "approval_required_tools", mode="before")
     @classmethod
     def comma_separated(cls, value: object) -> object:
-        # CORS_ORIGINS=https://a.example,https://b.example; ALLOWED_HOSTS the same way
+        # CORS_ORIGINS=https://a.example,https://b.example; the others the same way
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("rate_limit_login", "rate_limit_register", "rate_limit_api")

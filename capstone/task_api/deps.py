@@ -19,6 +19,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from task_api.agents.pauses import ApprovalStore
 from task_api.agents.tools import TaskContext
 from task_api.agents.turns import Turn, start_turn
 from task_api.config import Settings
@@ -314,3 +315,12 @@ async def find_run(run_id: int, runs: RunServiceDep) -> AgentRun:
 
 
 RunDep = Annotated[AgentRun, Depends(find_run)]
+
+
+async def get_approvals(user: CurrentUser, queue: RunQueueDep) -> ApprovalStore:
+    """The caller's approvals: the tool calls that wait for their decision."""
+    assert user.id is not None
+    return ApprovalStore(queue.engine, queue.notifier, owner_id=user.id)
+
+
+ApprovalsDep = Annotated[ApprovalStore, Depends(get_approvals)]

@@ -133,6 +133,19 @@ class RunFinished(AppError):
         super().__init__(f"Run {run_id} has already finished: {status}")
 
 
+class ApprovalNotFound(AppError):
+    status_code = 404
+    description = "There is no approval with this id"
+
+    def __init__(self, approval_id: str) -> None:
+        super().__init__(f"Approval {approval_id} not found")
+
+
+class ApprovalClosed(AppError):
+    status_code = 409
+    description = "The approval was decided already, expired, or can no longer be used"
+
+
 class WebhookRefused(AppError):
     status_code = 400
     description = "The webhook URL is refused"

@@ -60,6 +60,7 @@ class AgentEventType(StrEnum):
     DELTA = "delta"
     DONE = "done"
     ERROR = "error"
+    APPROVAL = "approval"  # the turn waits for its owner's decision on a tool call
     PROGRESS = "progress"  # background runs only
     STATUS = "status"  # background runs only
 

@@ -59,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.rate_limits = RateLimits(settings)
         app.state.broker = TaskEventBroker(engine, notifier)
         app.state.run_queue = RunQueue(engine, notifier, settings.run_lease_seconds)
-        app.state.agents = build_agents(model)
+        app.state.agents = build_agents(model, settings.approval_required_tools)
         app.state.worker = None
         if settings.runs_in_process:
             app.state.worker = await resources.enter_async_context(
@@ -120,6 +120,11 @@ OPENAPI_TAGS = [
         "name": "runs",
         "description": "Background runs: queued at once, carried out by a worker, "
         "followed as events, cancelled.",
+    },
+    {
+        "name": "approvals",
+        "description": "The tool calls that wait for your yes or no (delete_task): list "
+        "them, decide one, and the turn or run goes on.",
     },
     {"name": "service", "description": "For whoever runs the service: up, and ready to serve."},
 ]

@@ -9,6 +9,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -284,6 +285,59 @@ class ConversationTurn(SQLModel, table=True):
     created_at: datetime = timestamp()
 
 
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # not decided in time: rejected by itself
+
+
+class PausedTurn(SQLModel, table=True):
+    """A turn that waits for its owner to approve or reject a tool call: the SDK's RunState,
+    and what the turn needs to go on from it, in any process, after any restart."""
+
+    __tablename__ = "paused_turn"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    conversation_id: str = Field(max_length=64)
+    new_conversation: bool
+    message: str
+    history_length: int  # the conversation's items before this turn, in the state's input
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    # Set for a background run's turn: the run waits in `awaiting_approval`.
+    run_id: int | None = Field(
+        default=None, foreign_key="agent_run.id", index=True, ondelete="CASCADE"
+    )
+    # None (SQL NULL, not JSON null) once the turn went on to its end.
+    state: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
+    agents_version: str = Field(max_length=64)  # the agents that paused it (agents_version)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
+    # When a decision (or the expiry) took it to go on: a pause is taken once.
+    taken_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    created_at: datetime = timestamp()
+
+
+class Approval(SQLModel, table=True):
+    """One tool call of a paused turn that waits for its owner's yes or no."""
+
+    id: str = Field(primary_key=True, max_length=32)  # unguessable, as conversations' ids
+    owner_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    paused_turn_id: int = Field(foreign_key="paused_turn.id", index=True, ondelete="CASCADE")
+    call_id: str = Field(max_length=200)
+    tool: str = Field(max_length=100)
+    arguments: dict[str, Any] = Field(sa_type=sa.JSON)
+    agent: str = Field(max_length=100)
+    status: ApprovalStatus = Field(
+        default=ApprovalStatus.PENDING, sa_type=enum_column(ApprovalStatus)
+    )
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = timestamp()
+    decided_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
 ConversationTitle = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
@@ -361,6 +415,51 @@ class ChatReply(BaseModel):
     duration_ms: int
 
 
+class PendingApproval(BaseModel):
+    """A tool call the agents proposed, waiting for your yes or no."""
+
+    id: str = Field(description="Decide it with POST /api/v1/approvals/{id}")
+    tool: str
+    arguments: dict[str, Any]
+    agent: str = Field(description="The agent that proposed it")
+
+
+class ChatPaused(BaseModel):
+    """The turn waits for your decision on each of `approvals`; nothing of them is done yet."""
+
+    session_id: str
+    agent: str
+    tool_calls: list[ToolCall] = Field(description="The calls made before the pause")
+    approvals: list[PendingApproval]
+
+
+class ApprovalPublic(PendingApproval):
+    status: ApprovalStatus
+    reason: str | None
+    session_id: str
+    run_id: int | None = Field(description="Set when the approval belongs to a background run")
+    created_at: UtcDateTime
+    expires_at: UtcDateTime = Field(description="Undecided by then, it counts as rejected")
+
+
+Reason = Annotated[str, StringConstraints(max_length=500), AfterValidator(reject_nul)]
+
+
+class ApprovalDecision(RequestBody):
+    """Your answer to a proposed tool call."""
+
+    approve: StrictBool = Field(description="true to let it happen, false to refuse it")
+    reason: Reason | None = Field(
+        default=None, description="Told to the agents when you reject the call"
+    )
+
+
+class ApprovalAnswer(ApprovalDecision):
+    """A decision sent on the WebSocket: which approval it answers, and the answer."""
+
+    approval: ConversationId = Field(description="The id of the approval this decides")
+
+
 class ToolDescription(BaseModel):
     """A tool an agent may call, as the model is shown it."""
 
@@ -369,6 +468,9 @@ class ToolDescription(BaseModel):
     parameters: dict[str, Any] = Field(description="The JSON Schema of the tool's arguments")
     only_in_background_runs: bool = Field(
         description="Offered to the model only in a background run (/runs), never in a chat"
+    )
+    needs_approval: bool = Field(
+        description="A call waits for its owner's approval (APPROVAL_REQUIRED_TOOLS)"
     )
 
 

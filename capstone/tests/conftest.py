@@ -290,7 +290,8 @@ def use_model(fresh_app: FastAPI) -> Callable[[Model], None]:
     """Give the agents the test's model (a ScriptedModel, say) instead of the app's."""
 
     def use(model: Model) -> None:
-        fresh_app.dependency_overrides[get_agents] = lambda: build_agents(model)
+        tools = fresh_app.state.settings.approval_required_tools
+        fresh_app.dependency_overrides[get_agents] = lambda: build_agents(model, tools)
 
     return use
 
@@ -304,7 +305,7 @@ def use_provider(fresh_app: FastAPI) -> Callable[[Settings], None]:
             # Opened and closed for each request here: TestClient runs each request on an
             # event loop of its own, and a client's connections belong to one loop.
             async with open_model(provider) as model:
-                yield build_agents(model)
+                yield build_agents(model, provider.approval_required_tools)
 
         fresh_app.dependency_overrides[get_settings] = lambda: provider
         fresh_app.dependency_overrides[get_agents] = agents_on_providers_model

@@ -304,7 +304,7 @@ def test_a_model_cannot_say_whose_tasks_to_use(
                     "get_task", {"task_id": secret["id"], "owner_id": bob}, call_id="c1"
                 ),
                 function_call(
-                    "delete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
+                    "complete_task", {"task_id": secret["id"], "user_id": bob}, call_id="c2"
                 ),
             ],
             [assistant_message("Done.")],
@@ -312,7 +312,7 @@ def test_a_model_cannot_say_whose_tasks_to_use(
     )
     use_model(model)
 
-    body = chat(client, "Show me Bob's task, then delete it").json()
+    body = chat(client, "Show me Bob's task, then complete it").json()
 
     not_found = {"error": f"Task {secret['id']} not found"}
     assert [json.loads(call["output"]) for call in body["tool_calls"]] == [not_found, not_found]

@@ -17,6 +17,7 @@ from task_api.database import MIGRATIONS, create_db_engine, normalize_database_u
 TABLES = {
     "user", "task", "api_key", "conversation", "conversation_turn", "task_event",
     "agent_run", "agent_run_event", "agent_run_cancel", "webhook_attempt",
+    "paused_turn", "approval",
 }  # fmt: skip
 SCHEMA = "migrations_test"  # on PostgreSQL, a schema of its own, apart from the app's tables
 

@@ -296,7 +296,8 @@ def test_a_runs_end_is_one_step_its_turn_its_done_event_and_its_status(
 async def run_into(
     seen: list[TurnEvent], turn: Turn, model: ScriptedModel, settings: Settings
 ) -> None:
-    async for event in run_turn(build_agents(model), turn, settings):
+    agents = build_agents(model, settings.approval_required_tools)
+    async for event in run_turn(agents, turn, settings):
         seen.append(event)
 
 
@@ -413,7 +414,7 @@ def test_every_final_status_is_due_for_its_webhook_whoever_set_it(
     due = []
     while (run := queue.claim_delivery("w", lease_seconds=90)) is not None:
         due.append((run.id, run.status))
-        queue.delivered(run.id)  # type: ignore[arg-type]
+        queue.delivered(run.id, run.status)  # type: ignore[arg-type]
 
     assert sorted(due) == sorted(
         [

@@ -50,7 +50,7 @@ def use_run_model(fresh_app: FastAPI) -> Iterator[UseModel]:
     own = worker.agents
 
     def use(model: Model) -> None:
-        worker.agents = build_agents(model)
+        worker.agents = build_agents(model, worker.settings.approval_required_tools)
 
     yield use
     worker.agents = own

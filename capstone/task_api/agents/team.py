@@ -6,7 +6,8 @@
 
 The agents are built once per process (their instructions say today's date when a run
 starts) and share the app's one model. Background runs use the same agents: there, the
-specialists also see `report_progress` (the tool enables itself; see tools.py).
+specialists also see `report_progress` (the tool enables itself; see tools.py). The tools
+APPROVAL_REQUIRED_TOOLS names wait for their owner's approval (pauses.py).
 """
 
 from datetime import date
@@ -15,6 +16,7 @@ from typing import Any
 from agents import Agent, Model, RunContextWrapper, Tool
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
+from task_api.agents.pauses import needing_approval
 from task_api.agents.tools import (
     TaskContext,
     complete_task,
@@ -37,22 +39,41 @@ to plan, Clerk to add, change, complete or delete tasks, Reporter for questions 
 list and progress. Answer greetings and questions about what you can do yourself, briefly."""
 
 
-def specialist(name: str, job: str, tools: list[Tool], model: Model) -> Agent[TaskContext]:
+TOOLS = [create_task, list_tasks, get_task, update_task, complete_task, delete_task]
+
+
+def specialist(
+    name: str, job: str, tools: list[Tool], model: Model, approval_required: frozenset[str]
+) -> Agent[TaskContext]:
     def instructions(ctx: RunContextWrapper[TaskContext], agent: Agent[Any]) -> str:
         return SPECIALIST.format(name=name, job=job, today=date.today().isoformat())
 
     return Agent[TaskContext](
-        name=name, handoff_description=job, instructions=instructions, tools=tools, model=model
+        name=name,
+        handoff_description=job,
+        instructions=instructions,
+        tools=needing_approval(tools, approval_required),
+        model=model,
     )
 
 
-def build_agents(model: Model) -> Agent[TaskContext]:
-    """The triage agent, TaskManager, with the specialists it hands off to."""
+def build_agents(model: Model, approval_required: frozenset[str]) -> Agent[TaskContext]:
+    """The triage agent, TaskManager, with the specialists it hands off to; the tools named in
+    `approval_required` wait for their owner's approval. A name that is no tool's is refused:
+    a misspelt APPROVAL_REQUIRED_TOOLS would otherwise let that tool run unasked."""
+    unknown = approval_required - {tool.name for tool in TOOLS}
+    if unknown:
+        known = ", ".join(tool.name for tool in TOOLS)
+        raise ValueError(
+            f"APPROVAL_REQUIRED_TOOLS names no tool called {', '.join(sorted(unknown))}: "
+            f"the tools are {known}"
+        )
     planner = specialist(
         "Planner",
         "Turns a goal into a plan of several tasks, each with a due date.",
         [create_task, list_tasks, report_progress],
         model,
+        approval_required,
     )
     clerk = specialist(
         "Clerk",
@@ -67,12 +88,14 @@ def build_agents(model: Model) -> Agent[TaskContext]:
             report_progress,
         ],
         model,
+        approval_required,
     )
     reporter = specialist(
         "Reporter",
         "Answers questions about the task list and summarises progress.",
         [list_tasks, get_task, report_progress],
         model,
+        approval_required,
     )
     return Agent[TaskContext](
         name="TaskManager",

@@ -2,9 +2,10 @@
 
 `run_turn` runs the agents on a message and yields what happens, as it happens: the agent
 answering (again after each handoff), each tool call and its output, each piece of the
-reply, and at the end `Done` or `Failed`. The JSON route collects these events, the SSE
-route and the WebSocket send them as they come, background runs store them: the SDK's
-events are read in one place, here.
+reply, and at the end `Done`, `Failed`, or `ApprovalNeeded` when a tool call waits for its
+owner's decision (pauses.py); a decision resumes the turn, through `run_turn` again. The
+JSON route collects these events, the SSE route and the WebSocket send them as they come,
+background runs store them: the SDK's events are read in one place, here.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from agents import (
@@ -24,6 +26,7 @@ from agents import (
     RawResponsesStreamEvent,
     RunConfig,
     Runner,
+    RunResultStreaming,
     StreamEvent,
     ToolCallItem,
     ToolCallOutputItem,
@@ -33,11 +36,20 @@ from openai import APIConnectionError, APIStatusError, APITimeoutError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from task_api.agents.pauses import (
+    Resumed,
+    agents_version,
+    end_pause,
+    load_state,
+    new_approval_id,
+    save_pause,
+)
 from task_api.agents.tools import TaskContext
 from task_api.config import Settings
 from task_api.errors import AgentRunFailed, AgentTimedOut, AppError
 from task_api.events import AgentEventType, TaskEventBroker
 from task_api.memory import ConversationStore, new_conversation_id
+from task_api.models import Approval, PausedTurn, utc_now
 from task_api.runs.errors import StopRun
 from task_api.runs.queue import Claim
 
@@ -102,7 +114,22 @@ class Failed:
         return cls(detail=error.detail, status=error.status_code, error=error)
 
 
-TurnEvent = AgentChanged | ToolCalled | ToolOutput | TextDelta | Done | Failed
+@dataclass(frozen=True)
+class ApprovalNeeded:
+    type: ClassVar[AgentEventType] = AgentEventType.APPROVAL
+    approvals: list[dict[str, Any]]  # each {"id", "tool", "arguments", "agent"}
+    session_id: str
+    agent: str
+    # The paused turn and the approvals of its new calls, to store: by run_turn for a chat,
+    # by the worker (with the run's status) for a background run.
+    pause: PausedTurn = field(repr=False, compare=False)
+    new_approvals: list[Approval] = field(repr=False, compare=False)
+
+    def save(self, session: Session) -> None:
+        save_pause(session, self.pause, self.new_approvals)
+
+
+TurnEvent = AgentChanged | ToolCalled | ToolOutput | TextDelta | Done | Failed | ApprovalNeeded
 
 
 def data_of(event: TurnEvent) -> dict[str, Any]:
@@ -121,6 +148,12 @@ class Turn:
     history: list[dict[str, Any]]
     context: TaskContext
     model_settings: ModelSettings = field(default_factory=ModelSettings)
+    resumed: Resumed | None = None  # set when the turn goes on after a decision
+
+    @property
+    def history_length(self) -> int:
+        """Where the turn's own items begin in the run's input."""
+        return self.resumed.history_length if self.resumed else len(self.history)
 
     def save(self, session: Session, items: list[Any]) -> None:
         """Add the finished turn to its conversation (made now, if the turn starts one), in
@@ -128,6 +161,8 @@ class Turn:
         meanwhile."""
         conversations = ConversationStore(session, self.context.owner_id)
         conversations.add_turn(self.conversation_id, self.message, items, self.new_conversation)
+        if self.resumed is not None:
+            end_pause(session, self.resumed.pause_id)
 
 
 def start_turn(
@@ -155,6 +190,33 @@ def start_turn(
         history,
         context,
         model_settings or ModelSettings(),
+    )
+
+
+async def resume_turn(
+    agents: Agent[TaskContext],
+    engine: Engine,
+    events: TaskEventBroker,
+    pause: PausedTurn,
+    approvals: list[Approval],
+    approval_id: str,
+    run: Claim | None = None,
+) -> Turn:
+    """The paused turn, to go on with its decisions applied: StaleApproval if these agents
+    cannot resume it. For the approvals route, the WebSocket and the worker alike."""
+    context = TaskContext(owner_id=pause.owner_id, engine=engine, events=events, run=run)
+    resumed = await load_state(agents, pause, approvals, context, approval_id)
+    model_settings = ModelSettings(
+        temperature=pause.temperature, max_tokens=pause.max_output_tokens
+    )
+    return Turn(
+        pause.message,
+        pause.conversation_id,
+        pause.new_conversation,
+        [],
+        context,
+        model_settings,
+        resumed,
     )
 
 
@@ -193,24 +255,33 @@ def turn_event_of(event: StreamEvent, names: ToolNames) -> TurnEvent | None:
 async def run_turn(
     agent: Agent[TaskContext], turn: Turn, settings: Settings
 ) -> AsyncIterator[TurnEvent]:
-    """Run the agents on the turn's message; yield its events, ending with Done or Failed.
+    """Run the agents on the turn's message, or on from its paused state; yield its events,
+    ending with Done, Failed or ApprovalNeeded.
 
     The conversation keeps only complete turns: a run that fails, or is cancelled (its
     client went away: the caller stops iterating), leaves no trace in it. The turn is saved
-    before `Done`; a background run's, by its worker, with the run's final status.
+    before `Done`, and a paused turn before `ApprovalNeeded`; a background run's, by its
+    worker, with the run's status.
     """
     started = time.perf_counter()
+    names = ToolNames()
+    if turn.resumed is not None:  # the decided calls, shown again: their outputs follow
+        for approval in turn.resumed.decided:
+            names.by_call[approval.call_id] = approval.tool
+            yield ToolCalled(
+                call_id=approval.call_id, name=approval.tool, arguments=approval.arguments
+            )
     user_message: dict[str, Any] = {"role": "user", "content": turn.message}
     run = Runner.run_streamed(
         agent,
-        [*turn.history, user_message],  # type: ignore[list-item]
+        turn.resumed.state if turn.resumed else [*turn.history, user_message],  # type: ignore[arg-type]
         context=turn.context,
         max_turns=MAX_TURNS,
         run_config=run_config(settings, turn.model_settings),
     )
-    names = ToolNames()
     deadline = asyncio.get_running_loop().time() + settings.agent_timeout_seconds
     events = run.stream_events().__aiter__()
+    paused: ApprovalNeeded | None = None
     try:
         while True:
             try:
@@ -222,10 +293,15 @@ async def run_turn(
                 break
             if (event := turn_event_of(sdk_event, names)) is not None:
                 yield event
-        check_reply(run.final_output)
-        items = run.to_input_list()[len(turn.history) :]
-        if turn.context.run is None:
-            await run_in_threadpool(save_turn, turn, items)
+        if run.interruptions:  # a tool call waits for its owner's decision
+            paused = pause_of(agent, run, turn, settings)
+            if turn.context.run is None:
+                await run_in_threadpool(save_paused_turn, turn, paused)
+        else:
+            check_reply(run.final_output)
+            items = run.to_input_list()[turn.history_length :]
+            if turn.context.run is None:
+                await run_in_threadpool(save_turn, turn, items)
     except StopRun:  # a background run, cancelled or no longer its worker's: the worker says
         raise
     except Exception as error:  # the run failed, or its conversation was deleted meanwhile
@@ -234,6 +310,9 @@ async def run_turn(
     finally:
         if not run.is_complete:
             run.cancel()  # the client went away, or the run failed: stop calling the model
+    if paused is not None:
+        yield paused
+        return
     usage = run.context_wrapper.usage
     yield Done(
         reply=run.final_output,
@@ -248,6 +327,63 @@ async def run_turn(
         duration_ms=round((time.perf_counter() - started) * 1000),
         items=items,
     )
+
+
+def pause_of(
+    agent: Agent[TaskContext], run: RunResultStreaming, turn: Turn, settings: Settings
+) -> ApprovalNeeded:
+    """The turn, paused: its RunState as JSON (naming no user: the context is the owner's,
+    rebuilt when it goes on), and an approval for each call that waits."""
+    waiting = turn.resumed.waiting if turn.resumed else {}
+    approvals, new_approvals = [], []
+    for item in run.interruptions:
+        call_id = item.call_id or ""
+        approval = Approval(
+            id=waiting.get(call_id) or new_approval_id(),
+            owner_id=turn.context.owner_id,
+            call_id=call_id,
+            tool=item.name or "",
+            arguments=parse_arguments(item.arguments or ""),
+            agent=item.agent.name,
+        )
+        approvals.append(
+            {
+                "id": approval.id,
+                "tool": approval.tool,
+                "arguments": approval.arguments,
+                "agent": approval.agent,
+            }
+        )
+        if call_id not in waiting:
+            new_approvals.append(approval)
+    pause = PausedTurn(
+        id=turn.resumed.pause_id if turn.resumed else None,
+        owner_id=turn.context.owner_id,
+        conversation_id=turn.conversation_id,
+        new_conversation=turn.new_conversation,
+        message=turn.message,
+        history_length=turn.history_length,
+        temperature=turn.model_settings.temperature,
+        max_output_tokens=turn.model_settings.max_tokens,
+        run_id=turn.context.run.run_id if turn.context.run else None,
+        state=run.to_state().to_json(context_serializer=lambda _: {}),
+        agents_version=agents_version(agent),
+        expires_at=utc_now() + timedelta(seconds=settings.approval_ttl_seconds),
+    )
+    return ApprovalNeeded(
+        approvals=approvals,
+        session_id=turn.conversation_id,
+        agent=run.last_agent.name,
+        pause=pause,
+        new_approvals=new_approvals,
+    )
+
+
+def save_paused_turn(turn: Turn, paused: ApprovalNeeded) -> None:
+    """Keep a paused chat turn, in a transaction of its own. Blocking."""
+    with Session(turn.context.engine) as session:
+        paused.save(session)
+        session.commit()
 
 
 def save_turn(turn: Turn, items: list[Any]) -> None:

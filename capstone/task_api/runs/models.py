@@ -24,12 +24,15 @@ from task_api.models import (
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"  # a tool call waits for its owner's decision
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+# The statuses a run's webhook is told of: its final one, and each wait for an approval.
+ANNOUNCED_STATUSES = (*FINAL_STATUSES, RunStatus.AWAITING_APPROVAL)
 
 
 class RunPriority(StrEnum):
@@ -37,7 +40,7 @@ class RunPriority(StrEnum):
     NORMAL = "normal"
 
 
-# A finished run's webhook, not yet delivered: any worker takes it up (queue.claim_delivery).
+# A run's webhook, not yet delivered for its status: any worker takes it up (queue.claim_delivery).
 WEBHOOK_DUE = sa.text("webhook_url IS NOT NULL AND webhook_done_at IS NULL")
 
 
@@ -77,7 +80,8 @@ class AgentRun(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     detail: str | None = Field(default=None, max_length=500)
     webhook_url: str | None = Field(default=None, max_length=2000)
-    # When its final status was delivered to webhook_url, or given up on; until then, due.
+    # When its status was delivered to webhook_url, or given up on; until then, due (once the
+    # status is final, or awaiting_approval).
     webhook_done_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     idempotency_key: str | None = Field(default=None, max_length=100)
     created_at: datetime = timestamp()
@@ -122,6 +126,8 @@ class WebhookAttempt(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="agent_run.id", index=True, ondelete="CASCADE")
+    # The message tried (its webhook-id): the final status, or one wait for an approval.
+    message_id: str | None = Field(default=None, max_length=100, index=True)
     status_code: int | None = None  # the receiver's answer; None when there was none
     error: str | None = Field(default=None, max_length=200)
     created_at: datetime = timestamp()

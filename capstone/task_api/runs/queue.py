@@ -30,9 +30,10 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from task_api.events import AgentEventType, Notifier
-from task_api.models import MAX_ID, utc_now
+from task_api.models import MAX_ID, Approval, PausedTurn, utc_now
 from task_api.runs.errors import CancelRequested, LeaseLost
 from task_api.runs.models import (
+    ANNOUNCED_STATUSES,
     FINAL_STATUSES,
     WEBHOOK_DUE,
     AgentRun,
@@ -152,11 +153,20 @@ class RunQueue:
         with Session(self.engine) as session:
             return list(session.exec(query.order_by(col(WebhookAttempt.id))).all())
 
-    def record_webhook_attempt(
-        self, run_id: int, status_code: int | None, error: str | None
-    ) -> None:
+    def webhook_attempts_of(self, message_id: str) -> int:
+        """How many times this webhook message was tried, by any worker."""
+        query = select(func.count()).where(WebhookAttempt.message_id == message_id)
         with Session(self.engine) as session:
-            session.add(WebhookAttempt(run_id=run_id, status_code=status_code, error=error))
+            return session.exec(query).one()
+
+    def record_webhook_attempt(
+        self, run_id: int, message_id: str, status_code: int | None, error: str | None
+    ) -> None:
+        attempt = WebhookAttempt(
+            run_id=run_id, message_id=message_id, status_code=status_code, error=error
+        )
+        with Session(self.engine) as session:
+            session.add(attempt)
             session.commit()
 
     def events_after(self, run_id: int, last_id: int) -> list[AgentRunEvent]:
@@ -330,6 +340,34 @@ class RunQueue:
         self.notifier.notify(QUEUE_CHANNEL)  # a slot is free, and its webhook may be due
         return bool(ended)
 
+    def wait_for_approval(
+        self, claim: Claim, detail: str, pause: Callable[[Session], None]
+    ) -> bool:
+        """Stop the run until its owner decides: `awaiting_approval`, no worker holds it, and
+        its webhook is due with that status. `pause` stores the paused turn and its `approval`
+        event in the same transaction. False if the run is no longer this claim's."""
+        with Session(self.engine) as session:
+            paused = session.execute(
+                update(AgentRun)
+                .where(self.held(claim))
+                .values(
+                    status=RunStatus.AWAITING_APPROVAL,
+                    detail=detail,
+                    webhook_done_at=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if paused:
+                pause(session)
+                session.add(
+                    status_event(claim.run_id, claim.attempt, RunStatus.AWAITING_APPROVAL, detail)
+                )
+            session.commit()
+        self.notifier.notify(run_channel(claim.run_id))
+        self.notifier.notify(QUEUE_CHANNEL)  # a slot is free, and its webhook is due
+        return bool(paused)
+
     def hand_back(self, claim: Claim, detail: str) -> None:
         """The worker stops (shutdown): queue the run again, or fail it if it made a tool call."""
         with Session(self.engine) as session:
@@ -382,7 +420,8 @@ class RunQueue:
         logger.warning("run %s %s: %s", run.id, run.status, why)
 
     def request_cancel(self, run_id: int) -> None:
-        """A queued run is cancelled at once; a running one at its next step.
+        """A queued run, or one awaiting approval, is cancelled at once; a running one at its
+        next step.
 
         Never waits for a worker: a run a worker holds locked (it is being claimed, or
         written to) is asked to stop, in a row of its own.
@@ -397,7 +436,7 @@ class RunQueue:
             cancelled = session.execute(
                 update(AgentRun)
                 .where(col(AgentRun.id).in_(free.scalar_subquery()))
-                .where(AgentRun.status == RunStatus.QUEUED)
+                .where(col(AgentRun.status).in_(NOT_STARTED))
                 .values(status=RunStatus.CANCELLED, finished_at=now, detail=CANCELLED_QUEUED)
                 .returning(AgentRun.attempt)
             ).first()
@@ -422,16 +461,16 @@ class RunQueue:
 
     def claim_delivery(self, worker: str, lease_seconds: float) -> AgentRun | None:
         """Take the next webhook to deliver, or None: the final status of a run that ended,
-        whoever ended it (its worker, a recovery, a shutdown, a cancel), until it is
-        delivered or given up on (`delivered`). Held for `lease_seconds`: if this worker
-        stops first, another delivers it."""
+        whoever ended it (its worker, a recovery, a shutdown, a cancel), or its wait for an
+        approval, until it is delivered or given up on (`delivered`). Held for
+        `lease_seconds`: if this worker stops first, another delivers it."""
         now = utc_now()
         lease_free = col(AgentRun.lease_expires_at).is_(None) | (
             col(AgentRun.lease_expires_at) < now
         )
         next_due = (
             select(AgentRun.id)
-            .where(WEBHOOK_DUE, col(AgentRun.status).in_(FINAL_STATUSES), lease_free)
+            .where(WEBHOOK_DUE, col(AgentRun.status).in_(ANNOUNCED_STATUSES), lease_free)
             .order_by(col(AgentRun.finished_at))
             .limit(1)
             .with_for_update(skip_locked=True, key_share=True)
@@ -448,30 +487,40 @@ class RunQueue:
             session.commit()
         return run
 
-    def delivered(self, run_id: int) -> None:
-        """The run's webhook is done with: delivered, or given up on."""
+    def delivered(self, run_id: int, status: RunStatus) -> None:
+        """The run's webhook is done with, for this status: delivered, or given up on. If the
+        run has moved on meanwhile (approved, and taken by a worker), its next status is due."""
         with Session(self.engine) as session:
             session.execute(
                 update(AgentRun)
-                .where(col(AgentRun.id) == run_id)
+                .where(col(AgentRun.id) == run_id, AgentRun.status == status)
                 .values(webhook_done_at=utc_now(), lease_owner=None, lease_expires_at=None)
             )
             session.commit()
 
     def purge(self, older_than: datetime) -> int:
-        """Forget finished runs (and their events) that ended before `older_than`."""
+        """Forget finished runs (their events, their paused turns) that ended before
+        `older_than`, and chats' paused turns made before it."""
         with Session(self.engine) as session:
             old = col(AgentRun.finished_at) < older_than
             finished = col(AgentRun.status).in_(FINAL_STATUSES)
+            gone = select(AgentRun.id).where(finished, old)
+            paused = select(PausedTurn.id).where(
+                col(PausedTurn.run_id).in_(gone)
+                | (col(PausedTurn.run_id).is_(None) & (col(PausedTurn.created_at) < older_than))
+            )
+            session.execute(delete(Approval).where(col(Approval.paused_turn_id).in_(paused)))
+            session.execute(delete(PausedTurn).where(col(PausedTurn.id).in_(paused)))
             for table in (AgentRunEvent, WebhookAttempt, CancelRequest):
-                gone = select(AgentRun.id).where(finished, old)
                 session.execute(delete(table).where(col(table.run_id).in_(gone)))
             removed = session.execute(delete(AgentRun).where(finished, old)).rowcount  # type: ignore[attr-defined]
             session.commit()
         return int(removed or 0)
 
 
-CANCELLED_QUEUED = "Cancelled before it started"
+CANCELLED_QUEUED = "Cancelled while no worker had it"
+# A run in these is held by no worker: cancelled at once.
+NOT_STARTED = (RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL)
 
 
 def cancel_was_requested(run_id: int) -> Any:

@@ -96,7 +96,8 @@ async def wait_for_result(
     runs: RunServiceDep,
     wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for the end")] = 0,
 ) -> RunPublic:
-    """The run once it is final (200); if it is not within `wait` seconds, its status (202)."""
+    """The run once it is final (200); if it is not within `wait` seconds, or as soon as it
+    waits for your approval (`awaiting_approval`), its status (202)."""
     run = await runs.wait_for_result(run_id, wait)
     if run.status not in FINAL_STATUSES:
         response.status_code = 202

@@ -12,6 +12,7 @@ from task_api.errors import RunFinished, RunNotFound, TooManyRequests, WebhookRe
 from task_api.events import AgentEventType
 from task_api.memory import ConversationStore
 from task_api.runs.models import (
+    ANNOUNCED_STATUSES,
     FINAL_STATUSES,
     AgentRun,
     AgentRunEvent,
@@ -75,12 +76,13 @@ class RunService:
         return self.public(self.get_run(run_id))
 
     async def wait_for_result(self, run_id: int, seconds: float) -> RunPublic:
-        """The run once it is final, or as it is after `seconds`."""
+        """The run once it is final or waits for its owner's approval, or as it is after
+        `seconds`."""
         run = await run_in_threadpool(self.get_run, run_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         with self.queue.notifier.listening(run_channel(run_id)) as signal:
-            while run.status not in FINAL_STATUSES and loop.time() < deadline:
+            while run.status not in ANNOUNCED_STATUSES and loop.time() < deadline:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(signal.wait(), deadline - loop.time())
                 run = await run_in_threadpool(self.get_run, run_id)

@@ -1,4 +1,5 @@
-"""Webhooks: a run's final status, POSTed to the URL its owner gave, signed, retried.
+"""Webhooks: a run's final status, POSTed to the URL its owner gave, signed, retried; and,
+the same way, each time the run waits for its owner's approval (`awaiting_approval`).
 
 A run whose status is final and whose webhook is not done with is due (the run queue's
 `claim_delivery`): whoever ended the run (its worker, a recovery, a shutdown, a cancel),
@@ -29,7 +30,7 @@ from fastapi.concurrency import run_in_threadpool
 from standardwebhooks import Webhook
 
 from task_api.config import Settings
-from task_api.runs.models import AgentRun
+from task_api.runs.models import AgentRun, RunStatus
 from task_api.runs.queue import RunQueue
 
 logger = logging.getLogger(__name__)
@@ -118,22 +119,24 @@ async def deliver_final_status(queue: RunQueue, settings: Settings, run: AgentRu
     assert run.id is not None and run.webhook_url is not None
     if settings.webhook_secret is None:
         logger.warning("webhook of run %s not delivered: WEBHOOK_SECRET is not set", run.id)
-        await run_in_threadpool(queue.delivered, run.id)
+        await run_in_threadpool(queue.delivered, run.id, run.status)
         return
     body = json.dumps(
         {"id": run.id, "status": run.status, "detail": run.detail, "result": run.result}
     ).encode()
-    secret, message_id = settings.webhook_secret.get_secret_value(), f"run_{run.id}"
-    made = len(await run_in_threadpool(queue.webhook_attempts, run.id))
+    secret, message_id = settings.webhook_secret.get_secret_value(), message_id_of(run)
+    made = await run_in_threadpool(queue.webhook_attempts_of, message_id)
     backoff = FIRST_BACKOFF_SECONDS
     try:
         async with asyncio.timeout(DELIVERY_SECONDS):
             for attempt in range(made + 1, ATTEMPTS + 1):
                 headers = signed(body, secret, message_id)  # a fresh timestamp each time
                 status_code, error = await post(run.webhook_url, body, headers, settings)
-                await run_in_threadpool(queue.record_webhook_attempt, run.id, status_code, error)
+                await run_in_threadpool(
+                    queue.record_webhook_attempt, run.id, message_id, status_code, error
+                )
                 if status_code is not None and 200 <= status_code < 300:
-                    await run_in_threadpool(queue.delivered, run.id)
+                    await run_in_threadpool(queue.delivered, run.id, run.status)
                     return
                 if attempt < ATTEMPTS:
                     await asyncio.sleep(backoff)
@@ -141,7 +144,15 @@ async def deliver_final_status(queue: RunQueue, settings: Settings, run: AgentRu
     except TimeoutError:
         pass
     logger.warning("webhook of run %s not delivered", run.id)
-    await run_in_threadpool(queue.delivered, run.id)
+    await run_in_threadpool(queue.delivered, run.id, run.status)
+
+
+def message_id_of(run: AgentRun) -> str:
+    """The webhook-id of the run's message: one for its final status, one for each wait for an
+    approval (a run waits at most once per attempt)."""
+    if run.status == RunStatus.AWAITING_APPROVAL:
+        return f"run_{run.id}_approval_{run.attempt}"
+    return f"run_{run.id}"
 
 
 async def post(

@@ -4,7 +4,8 @@
 
 The API process runs one too when RUNS_IN_PROCESS is true (the default, and the only way on
 SQLite). Each worker runs up to WORKER_CONCURRENCY runs at once, renews their leases, takes
-up runs whose workers died (queue.py says how), deletes finished runs after
+up runs whose workers died (queue.py says how), resumes runs whose approvals were decided,
+takes turns whose approvals expired to their end, deletes finished runs after
 RUN_RETENTION_DAYS, and on SIGTERM finishes its runs or hands them back.
 """
 
@@ -26,10 +27,19 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
+from task_api.agents.pauses import (
+    StaleApproval,
+    approvals_of_pause,
+    end_paused_turn,
+    expire_pauses,
+    paused_turn_of_run,
+    was_rejected,
+)
 from task_api.agents.provider import open_model
 from task_api.agents.team import build_agents
 from task_api.agents.tools import TaskContext, report_progress, tool_error
 from task_api.agents.turns import (
+    ApprovalNeeded,
     Done,
     Failed,
     ToolCalled,
@@ -37,6 +47,7 @@ from task_api.agents.turns import (
     Turn,
     TurnEvent,
     data_of,
+    resume_turn,
     run_turn,
     start_turn,
 )
@@ -45,7 +56,7 @@ from task_api.database import create_db_engine
 from task_api.errors import ConversationNotFound
 from task_api.events import TaskEventBroker, open_notifier
 from task_api.logs import configure_logging
-from task_api.models import utc_now
+from task_api.models import PausedTurn, utc_now
 from task_api.runs.errors import CancelRequested, LeaseLost, StopRun
 from task_api.runs.models import AgentRun, RunStatus
 from task_api.runs.queue import QUEUE_CHANNEL, Claim, RunQueue
@@ -108,6 +119,8 @@ class Worker:
         self.interrupted: dict[int, str] = {}  # run id -> why this worker stopped it
         # Webhook deliveries, apart from the runs: a slow receiver holds no run slot.
         self.deliveries: set[asyncio.Task[None]] = set()
+        # Chat turns whose approvals expired, taken to their end with nobody listening.
+        self.expired_turns: set[asyncio.Task[None]] = set()
 
     async def work(self, stop: asyncio.Event) -> None:
         """Claim and run until `stop` is set; then finish or hand back what is running."""
@@ -139,6 +152,10 @@ class Worker:
         loop = asyncio.get_running_loop()
         if loop.time() >= self.next_recovery:
             await run_in_threadpool(self.queue.recover)
+            for pause in await run_in_threadpool(expire_pauses, self.engine, self.queue.notifier):
+                turn = asyncio.create_task(self.finish_expired_turn(pause))
+                self.expired_turns.add(turn)
+                turn.add_done_callback(self.expired_turns.discard)
             self.next_recovery = loop.time() + self.settings.run_lease_seconds / 3
         if loop.time() >= self.next_purge:
             await run_in_threadpool(self.purge)
@@ -167,8 +184,10 @@ class Worker:
             for task in going:
                 task.cancel()  # handed back (see execute)
             await asyncio.gather(*going, return_exceptions=True)
-        if self.deliveries:  # a moment to finish; another worker takes up the rest
-            _done, late = await asyncio.wait(list(self.deliveries), timeout=SHUTDOWN_GRACE_SECONDS)
+        for tasks in (self.deliveries, self.expired_turns):  # a moment to finish
+            if not tasks:
+                continue
+            _done, late = await asyncio.wait(list(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -216,12 +235,35 @@ class Worker:
         except DATABASE_AWAY as error:
             logger.warning("webhook of run %s put off: %s", run.id, type(error).__name__)
 
+    async def finish_expired_turn(self, pause: PausedTurn) -> None:
+        """A chat turn whose approvals were not decided in time goes on with them rejected, to
+        its end (its conversation keeps it), though nobody listens."""
+        try:
+            approvals = await run_in_threadpool(approvals_of_pause, self.engine, pause)
+            turn = await resume_turn(
+                self.agents, self.engine, self.broker, pause, approvals, "expired"
+            )
+            async for _event in run_turn(self.agents, turn, self.settings):
+                pass  # the turn saves itself, as a chat's does
+        except StaleApproval:
+            await run_in_threadpool(end_paused_turn, self.engine, pause)
+        except Exception:
+            logger.exception("the expired turn of paused turn %s failed", pause.id)
+
     async def finish(self, claim: Claim, status: RunStatus, **outcome: Any) -> None:
         await run_in_threadpool(lambda: self.queue.finish(claim, status, **outcome))
 
-    async def run(self, claim: Claim) -> None:
+    async def start(self, claim: Claim) -> Turn | None:
+        """The run's turn: from its paused state if it waited for an approval, else from its
+        message. None if it cannot go on (it is failed)."""
         try:
-            turn = await run_in_threadpool(
+            paused = await run_in_threadpool(paused_turn_of_run, self.engine, claim.run_id)
+            if paused is not None:
+                pause, approvals = paused
+                return await resume_turn(
+                    self.agents, self.engine, self.broker, pause, approvals, "", run=claim
+                )
+            return await run_in_threadpool(
                 start_turn,
                 self.engine,
                 self.broker,
@@ -230,9 +272,17 @@ class Worker:
                 claim.conversation_id,
                 run=claim,
             )
+        except StaleApproval:
+            detail = "It waited for an approval asked by another version of the agents"
+            await self.finish(claim, RunStatus.FAILED, detail=detail)
         except ConversationNotFound as gone:  # deleted since the run was queued
             await self.record(claim, Failed.of(gone))
             await self.finish(claim, RunStatus.FAILED, detail=gone.detail)
+        return None
+
+    async def run(self, claim: Claim) -> None:
+        turn = await self.start(claim)
+        if turn is None:
             return
         calls, failures = 0, []  # what the tools did, and which failed
         async for event in run_turn(self.agents, turn, self.settings):
@@ -241,13 +291,28 @@ class Worker:
             if isinstance(event, Done):  # kept with the final status, in one step
                 await self.finish_turn(claim, turn, event, calls, failures)
                 continue
+            if isinstance(event, ApprovalNeeded):  # kept with the run's wait, in one step
+                await self.wait_for_approval(claim, event)
+                continue
             await self.record(claim, event)
-            if isinstance(event, ToolOutput):
+            if isinstance(event, ToolOutput) and not was_rejected(event.output):
                 calls += 1
                 if (error := tool_error(event.output)) is not None:
                     failures.append(f"{event.name}: {error}")
             elif isinstance(event, Failed):
                 await self.finish(claim, RunStatus.FAILED, detail=event.detail)
+
+    async def wait_for_approval(self, claim: Claim, paused: ApprovalNeeded) -> None:
+        """Stop the run until its owner decides: its paused turn, its `approval` event and its
+        `awaiting_approval` status, in one transaction."""
+        tools = ", ".join(sorted({approval["tool"] for approval in paused.approvals}))
+
+        def save(session: Session) -> None:
+            paused.save(session)
+            session.add(claim.event(paused.type, data_of(paused)))
+
+        detail = f"Waiting for approval: {tools}"
+        await run_in_threadpool(self.queue.wait_for_approval, claim, detail, save)
 
     async def finish_turn(
         self, claim: Claim, turn: Turn, done: Done, calls: int, failures: list[str]
@@ -323,7 +388,9 @@ async def main() -> None:
     async with open_notifier(settings, engine) as notifier, open_model(settings) as model:
         queue = RunQueue(engine, notifier, settings.run_lease_seconds)
         broker = TaskEventBroker(engine, notifier)
-        worker = Worker(settings, engine, queue, broker, build_agents(model))
+        worker = Worker(
+            settings, engine, queue, broker, build_agents(model, settings.approval_required_tools)
+        )
         await worker.work(stop)
     engine.dispose()
 
