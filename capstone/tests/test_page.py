@@ -130,6 +130,51 @@ def test_register_chat_watch_the_tasks_and_run_in_the_background(
     page.close()
 
 
+def test_a_deletion_waits_for_approve_or_reject(server: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]
+    expect = playwright.expect
+    page.goto(server)
+    page.get_by_label("Username").fill("bob")
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Register").click()
+    page.get_by_label("Message").fill("Add a task to buy bread")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#task-list li")).to_have_count(1)
+    task_id = page.locator("#task-list li").first.get_attribute("data-id")
+
+    # The agents ask first; rejected, the task stays, and they say so.
+    page.get_by_label("Message").fill(f"delete task {task_id}")
+    page.get_by_role("button", name="Send").click()
+    asking = page.locator("#messages .approval").last
+    expect(asking).to_contain_text(f"Clerk asks to delete_task(task_id: {task_id})")
+    asking.get_by_role("button", name="Reject").click()
+    expect(asking).to_have_class(re.compile("rejected"))
+    expect(page.locator("#messages .assistant").last).to_contain_text("could not delete")
+    expect(page.locator("#task-list li")).to_have_count(1)
+
+    # Approved, it is deleted, and the list follows.
+    page.get_by_label("Message").fill(f"delete task {task_id}")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#messages .approval")).to_have_count(2)
+    page.locator("#messages .approval").last.get_by_role("button", name="Approve").click()
+    expect(page.locator("#messages .assistant").last).to_have_text(f"Deleted task {task_id}.")
+    expect(page.locator("#task-list li")).to_have_count(0)
+
+    # A background run waits too, and goes on once approved.
+    page.get_by_label("Message").fill("Add a task to call mum")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#task-list li")).to_have_count(1)
+    task_id = page.locator("#task-list li").first.get_attribute("data-id")
+    page.get_by_label("Message").fill(f"delete task {task_id}")
+    page.get_by_role("button", name="Run in background").click()
+    run = page.locator("#runs li").first
+    expect(run).to_have_class("status-awaiting_approval", timeout=30_000)
+    run.get_by_role("button", name="Approve").click()
+    expect(run).to_have_class("status-succeeded", timeout=30_000)
+    expect(page.locator("#task-list li")).to_have_count(0)
+    page.close()
+
+
 def test_a_wrong_password_is_shown_plainly(server: str, browser: object) -> None:
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(server)

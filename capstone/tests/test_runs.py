@@ -531,6 +531,27 @@ def test_the_final_status_is_posted_signed_and_retried(
     assert {h["webhook-id"] for h, _ in Receiver.received} == {f"run_{run_id}"}  # one message
 
 
+def test_a_wait_for_approval_is_posted_too_as_a_message_of_its_own(
+    local_webhook_client: TestClient, receivers: tuple[str, str]
+) -> None:
+    client, (url, _) = local_webhook_client, receivers
+    task = client.post("/tasks", json={"title": "Old"}).json()
+    run_id = start(client, f"delete task {task['id']}", webhook_url=url)["id"]
+    assert result(client, run_id).json()["status"] == "awaiting_approval"
+    delivered(client, run_id, 1)
+    [approval] = client.get("/approvals").json()
+
+    client.post(f"/approvals/{approval['id']}", json={"approve": True})
+
+    assert result(client, run_id).json()["status"] == "succeeded"
+    delivered(client, run_id, 2)
+    messages = [(h["webhook-id"], json.loads(body)["status"]) for h, body in Receiver.received]
+    assert messages == [
+        (f"run_{run_id}_approval_1", "awaiting_approval"),
+        (f"run_{run_id}", "succeeded"),
+    ]
+
+
 def test_a_replayed_delivery_is_refused_by_its_receiver(
     local_webhook_client: TestClient, receivers: tuple[str, str]
 ) -> None:

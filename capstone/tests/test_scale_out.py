@@ -140,6 +140,38 @@ def test_a_run_queued_on_one_process_is_followed_live_on_the_other(two_processes
     assert events[-1].json()["status"] == "succeeded"
 
 
+def test_a_chat_paused_on_one_process_goes_on_in_the_other(two_processes: Pair) -> None:
+    first, second = two_processes
+    task = first.post("/tasks", json={"title": "Old task"}).json()
+    paused = first.post("/agent/chat", json={"message": f"delete task {task['id']}"})
+    assert paused.status_code == 202
+    approval_id = paused.json()["approvals"][0]["id"]
+
+    with second.stream("POST", f"/approvals/{approval_id}", json={"approve": True}) as response:
+        events = list(iter_sse(response.iter_lines()))
+
+    assert events[-1].event == "done"
+    assert events[-1].json()["reply"] == f"Deleted task {task['id']}."
+    assert first.get(f"/tasks/{task['id']}").status_code == 404
+
+
+def test_a_run_waiting_for_approval_is_approved_through_the_other(two_processes: Pair) -> None:
+    first, second = two_processes
+    task = first.post("/tasks", json={"title": "Another old task"}).json()
+    run_id = first.post("/runs", json={"message": f"delete task {task['id']}"}).json()["id"]
+    waiting = first.get(f"/runs/{run_id}/result", params={"wait": 30}).json()
+    assert waiting["status"] == "awaiting_approval"
+    [approval] = [a for a in second.get("/approvals").json() if a["run_id"] == run_id]
+
+    assert second.post(f"/approvals/{approval['id']}", json={"approve": True}).status_code == 202
+
+    with first.stream("GET", f"/runs/{run_id}/events") as response:
+        events = list(iter_sse(response.iter_lines()))
+    statuses = [event.json()["status"] for event in events if event.event == "status"]
+    assert statuses == ["awaiting_approval", "queued", "succeeded"]
+    assert second.get(f"/tasks/{task['id']}").status_code == 404
+
+
 @pytest.mark.skipif(REDIS_URL is None, reason="needs Redis: set TEST_REDIS_URL")
 def test_with_redis_a_limit_spent_on_one_process_is_spent_on_the_other(
     two_processes: Pair, request: pytest.FixtureRequest

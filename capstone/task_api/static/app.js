@@ -1,5 +1,6 @@
 // The TaskManager page: plain JavaScript, no build step. It speaks only the public API,
-// as any other client would: /api/v1/auth, /tasks, /tasks/events, /agent/chat/stream, /runs.
+// as any other client would: /api/v1/auth, /tasks, /tasks/events, /agent/chat/stream, /runs,
+// /approvals.
 "use strict";
 
 const API = "/api/v1";
@@ -224,31 +225,9 @@ $("#ask").addEventListener("submit", async (event) => {
   const buttons = event.target.querySelectorAll("button");
   buttons.forEach((button) => (button.disabled = true));
   say("user", message);
-  let reply = null;
-  let agent = null;
-  const steps = new Map();
   try {
     const body = conversation ? { message, session_id: conversation } : { message };
-    const response = await call("/agent/chat/stream", { method: "POST", json: body });
-    for await (const { event: name, data } of serverSentEvents(response)) {
-      if (name === "agent") {
-        if (agent) say("step handoff", `${agent} hands over to ${data.name}`);
-        agent = data.name;
-      } else if (name === "tool_call") {
-        steps.set(data.call_id, say("step tool", describeCall(data)));
-      } else if (name === "tool_output") {
-        steps.get(data.call_id)?.classList.add("done");
-      } else if (name === "delta") {
-        reply = reply || say("assistant", "");
-        reply.textContent += data.text;
-      } else if (name === "done") {
-        remember(data.session_id);
-        reply = reply || say("assistant", data.reply);
-        reply.title = `${data.agent}, ${data.model}, ${data.duration_ms} ms`;
-      } else if (name === "error") {
-        say("assistant error", `${data.detail} (${data.status})`);
-      }
-    }
+    await showTurn(await call("/agent/chat/stream", { method: "POST", json: body }));
   } catch (error) {
     showProblem(error);
   } finally {
@@ -256,6 +235,64 @@ $("#ask").addEventListener("submit", async (event) => {
     input.focus();
   }
 });
+
+// A turn's events as they come: on /agent/chat/stream, and again after each decision.
+async function showTurn(response) {
+  let reply = null;
+  let agent = null;
+  const steps = new Map();
+  for await (const { event: name, data } of serverSentEvents(response)) {
+    if (name === "agent") {
+      if (agent) say("step handoff", `${agent} hands over to ${data.name}`);
+      agent = data.name;
+    } else if (name === "tool_call") {
+      steps.set(data.call_id, say("step tool", describeCall(data)));
+    } else if (name === "tool_output") {
+      steps.get(data.call_id)?.classList.add("done");
+    } else if (name === "delta") {
+      reply = reply || say("assistant", "");
+      reply.textContent += data.text;
+    } else if (name === "done") {
+      remember(data.session_id);
+      reply = reply || say("assistant", data.reply);
+      reply.title = `${data.agent}, ${data.model}, ${data.duration_ms} ms`;
+    } else if (name === "approval") {
+      remember(data.session_id);
+      for (const approval of data.approvals) {
+        const item = say("approval", `${approval.agent} asks to ${describeCall({ name: approval.tool, arguments: approval.arguments })}`);
+        askFor(approval, item, async (answer) => showTurn(answer));
+      }
+    } else if (name === "error") {
+      say("assistant error", `${data.detail} (${data.status})`);
+    }
+  }
+}
+
+// Approve and Reject buttons for a proposed call; `then` gets the decision's response.
+function askFor(approval, item, then) {
+  const buttons = ["Approve", "Reject"].map((label) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.className = label.toLowerCase();
+    return button;
+  });
+  item.append(...buttons);
+  buttons.forEach((button, index) =>
+    button.addEventListener("click", async () => {
+      buttons.forEach((each) => (each.disabled = true));
+      clearProblem();
+      try {
+        const decision = { approve: index === 0 };
+        const response = await call(`/approvals/${approval.id}`, { method: "POST", json: decision });
+        item.classList.add(decision.approve ? "approved" : "rejected");
+        await then(response);
+      } catch (error) {
+        showProblem(error);
+      }
+    }),
+  );
+}
 
 // --- background runs --------------------------------------------------------------------
 
@@ -280,6 +317,14 @@ async function startRun(message) {
         status.textContent = data.message;
       } else if (name === "done") {
         status.textContent = data.reply;
+      } else if (name === "approval") {
+        for (const approval of data.approvals) {
+          const ask = document.createElement("div");
+          ask.className = "approval";
+          ask.textContent = `${approval.agent} asks to ${describeCall({ name: approval.tool, arguments: approval.arguments })}`;
+          item.append(ask);
+          askFor(approval, ask, async () => {}); // the run goes on: its events follow here
+        }
       } else if (name === "status") {
         item.className = `status-${data.status}`;
         if (data.status === "succeeded") bar.value = 100;
