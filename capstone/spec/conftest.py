@@ -25,6 +25,7 @@ PARTS = {
     "api_keys": "API keys with scopes",
     "websocket": "the chat over a WebSocket",
     "runs": "background runs: queue, result, events, cancel, idempotency",
+    "approvals": "a person approves what the agents would delete",
 }
 
 

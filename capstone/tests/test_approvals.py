@@ -244,6 +244,7 @@ def test_several_calls_each_wait_for_their_own_decision(
     assert [approval["id"] for approval in again.json()["approvals"]] == [ids[1]]
     assert client.get(f"/tasks/{first}").status_code == 404
     assert client.get(f"/tasks/{second}").status_code == 200
+    assert decide(client, ids[0], approve=False).status_code == 409  # decided once, still
 
     done = decide(client, ids[1], approve=False)
     assert done.status_code == 200
