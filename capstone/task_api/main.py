@@ -18,11 +18,12 @@ from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from task_api import api
 from task_api.agents.provider import open_model
-from task_api.agents.team import build_agents
+from task_api.agents.team import TOOLS, build_agents
 from task_api.config import Settings, read_settings
 from task_api.database import create_db_engine, database_answers, migrate
 from task_api.errors import (
@@ -33,6 +34,7 @@ from task_api.errors import (
 )
 from task_api.events import TaskEventBroker, open_notifier
 from task_api.logs import AccessLog, configure_logging
+from task_api.mcp_server import McpEndpoint, mcp_session_manager
 from task_api.rate_limit import RateLimits
 from task_api.runs.queue import RunQueue
 from task_api.runs.worker import running_worker
@@ -60,6 +62,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.broker = TaskEventBroker(engine, notifier)
         app.state.run_queue = RunQueue(engine, notifier, settings.run_lease_seconds)
         app.state.agents = build_agents(model, settings.approval_required_tools)
+        app.state.mcp = mcp_session_manager(TOOLS, settings)
+        await resources.enter_async_context(app.state.mcp.run())
         app.state.worker = None
         if settings.runs_in_process:
             app.state.worker = await resources.enter_async_context(
@@ -174,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
         responses=responses(DatabaseUnavailable, streaming=True),
     )
+    # The Task tools for MCP clients (mcp_server.py): an ASGI app of its own, at /mcp exactly.
+    app.router.routes.append(Route("/mcp", McpEndpoint(), methods=["GET", "POST", "DELETE"]))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_api_route("/", read_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/health", read_health, methods=["GET"], tags=["service"])
