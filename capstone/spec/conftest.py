@@ -26,6 +26,7 @@ PARTS = {
     "websocket": "the chat over a WebSocket",
     "runs": "background runs: queue, result, events, cancel, idempotency",
     "approvals": "a person approves what the agents would delete",
+    "mcp": "the Task tools over MCP",
 }
 
 
