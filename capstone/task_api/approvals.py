@@ -10,7 +10,7 @@ and a worker resumes it. Undecided after APPROVAL_TTL_SECONDS, a call counts as 
 from typing import Annotated
 
 from agents import Agent
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Depends, Header, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -18,9 +18,17 @@ from task_api.agents.pauses import ApprovalStore, StaleApproval, agents_version,
 from task_api.agents.tools import TaskContext
 from task_api.agents.turns import Turn, resume_turn, run_turn
 from task_api.chat import EVENT_STREAM, reply_of, stream_of
-from task_api.deps import AgentsDep, ApprovalsDep, EventBrokerDep, SettingsDep, needs
+from task_api.deps import (
+    AgentsDep,
+    ApprovalsDep,
+    EventBrokerDep,
+    SettingsDep,
+    needs,
+    take_a_turn,
+)
 from task_api.errors import (
     AgentRunFailed,
+    AgentsBusy,
     AgentTimedOut,
     ApprovalClosed,
     ApprovalNotFound,
@@ -77,10 +85,13 @@ def list_approvals(approvals: ApprovalsDep) -> list[ApprovalPublic]:
             ConversationNotFound,
             AgentRunFailed,
             AgentTimedOut,
+            AgentsBusy,
             reads_body=True,
             streaming=True,
         ),
     },
+    # Before the decision is recorded: a turn that could not go on would be lost.
+    dependencies=[Depends(take_a_turn)],
 )
 async def decide_approval(
     approval_id: ApprovalId,

@@ -22,9 +22,10 @@ from task_api.agents.turns import (
     data_of,
     run_turn,
 )
-from task_api.deps import AgentsDep, SettingsDep, TurnDep, needs
+from task_api.deps import AdmittedTurnDep, AgentsDep, SettingsDep, needs
 from task_api.errors import (
     AgentRunFailed,
+    AgentsBusy,
     AgentTimedOut,
     ConversationNotFound,
     MissingScope,
@@ -60,11 +61,13 @@ PAUSED = {202: {"model": ChatPaused, "description": "A tool call waits for your 
     response_model=ChatReply,
     responses={
         **PAUSED,
-        **responses(ConversationNotFound, AgentRunFailed, AgentTimedOut, reads_body=True),
+        **responses(
+            ConversationNotFound, AgentRunFailed, AgentTimedOut, AgentsBusy, reads_body=True
+        ),
     },
 )
 async def chat(
-    turn: TurnDep, agents: AgentsDep, settings: SettingsDep
+    turn: AdmittedTurnDep, agents: AgentsDep, settings: SettingsDep
 ) -> ChatReply | JSONResponse:
     """Ask the TaskManager agents to do something with your tasks, in plain words.
 
@@ -134,13 +137,14 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
             MissingScope,
             TooManyRequests,
             ConversationNotFound,
+            AgentsBusy,
             reads_body=True,
             streaming=True,
         ),
     },
 )
 async def chat_stream(
-    turn: TurnDep, agents: AgentsDep, settings: SettingsDep
+    turn: AdmittedTurnDep, agents: AgentsDep, settings: SettingsDep
 ) -> StreamingResponse:
     """The agents' run as Server-Sent Events: `agent` (again after each handoff),
     `tool_call`, `tool_output`, `delta`, then `done` (with the `session_id` to continue

@@ -29,7 +29,14 @@ from task_api.agents.pauses import ApprovalStore
 from task_api.agents.turns import Done, Failed, Turn, TurnEvent, data_of, run_turn
 from task_api.approvals import decide
 from task_api.deps import CREDENTIALS_RECHECK_SECONDS, AgentsDep, Credentials, get_turn
-from task_api.errors import AppError, BadMessage, MissingScope, NotAuthenticated
+from task_api.errors import (
+    AgentsBusy,
+    AppError,
+    BadMessage,
+    MissingScope,
+    NotAuthenticated,
+    TooManyRequests,
+)
 from task_api.events import AgentEventType
 from task_api.models import ApprovalAnswer, ChatRequest, Scope, User
 from task_api.runs.models import RunAccepted
@@ -122,16 +129,28 @@ async def take_turns(websocket: WebSocket, credentials: Credentials, agents: Age
         assert user.id is not None
         try:
             await websocket.app.state.rate_limits.hit_user(user.id)
-            turn = await turn_for(websocket, request, user, agents)
-        except AppError as refused:  # over the limit, someone else's conversation, decided
+            async with websocket.app.state.admission.turn():  # as for a chat: in order
+                ended, pending = await respond(websocket, request, user, agents)
+        except (TooManyRequests, AgentsBusy) as refused:  # over the limit, or too busy
             await send(websocket, Failed.of(refused))
-            pending = None
-            continue
-        if turn is None:  # a run's approval, answered: a worker resumes the run
-            pending = None
-            continue
-        ended, pending = await take_turn(websocket, turn, agents)
-        conversation_id = ended or turn.conversation_id
+            ended, pending = None, None
+        if isinstance(request, ChatRequest):
+            conversation_id = ended or request.session_id
+
+
+async def respond(
+    websocket: WebSocket, request: ChatRequest | ApprovalAnswer, user: User, agents: AgentsDep
+) -> tuple[str | None, dict[str, Any] | None]:
+    """Answer one message, a turn or an approval's answer: (the conversation's id once the
+    turn is done, a message the client sent meanwhile)."""
+    try:
+        turn = await turn_for(websocket, request, user, agents)
+    except AppError as refused:  # someone else's conversation, an approval decided already
+        await send(websocket, Failed.of(refused))
+        return None, None
+    if turn is None:  # a run's approval, answered: a worker resumes the run
+        return None, None
+    return await take_turn(websocket, turn, agents)
 
 
 async def turn_for(

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Seconds the offline model waits before each streamed piece: for demos and benchmarks.
     offline_model_delay: float = Field(default=0, ge=0, le=10)
 
+    # Agent turns (chats, WebSocket turns, approvals' turns) one process runs at once; the
+    # next AGENT_QUEUE_LENGTH wait up to AGENT_QUEUE_SECONDS, in order; past that, 503.
+    agent_concurrency: int = Field(default=100, ge=1, le=10_000)
+    agent_queue_length: int = Field(default=1000, ge=0, le=100_000)
+    agent_queue_seconds: float = Field(default=30, ge=0, le=600)
     # Tools that wait for their owner's approval before they run (comma-separated names).
     approval_required_tools: Annotated[frozenset[str], NoDecode] = frozenset({"delete_task"})
     # Undecided after this long, an approval counts as rejected and the turn goes on.

@@ -291,6 +291,22 @@ async def get_turn(data: ChatRequest, user: CurrentUser, broker: EventBrokerDep)
 TurnDep = Annotated[Turn, Depends(get_turn)]
 
 
+async def take_a_turn(connection: HTTPConnection) -> AsyncIterator[None]:
+    """A place among the agent turns this process runs at once (admission.py), held until the
+    response ends, a stream's included; 503 with Retry-After when none comes in time."""
+    async with connection.app.state.admission.turn():
+        yield
+
+
+async def get_admitted_turn(turn: TurnDep, connection: HTTPConnection) -> AsyncIterator[Turn]:
+    """The turn, once it has its place: found first, so a bad request never waits."""
+    async with connection.app.state.admission.turn():
+        yield turn
+
+
+AdmittedTurnDep = Annotated[Turn, Depends(get_admitted_turn)]
+
+
 async def get_run_queue(connection: HTTPConnection) -> RunQueue:
     return connection.app.state.run_queue  # type: ignore[no-any-return]
 

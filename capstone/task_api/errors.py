@@ -160,6 +160,16 @@ class DatabaseUnavailable(AppError):
         self.headers = {"Retry-After": "5"}
 
 
+class AgentsBusy(AppError):
+    status_code = 503
+    description = "Every place for an agent turn is taken, and so is the queue: try again soon"
+    close_code = 1013  # a WebSocket turn refused for it: try again later (RFC 6455)
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"The agents are busy with other chats: try again in {retry_after} s")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class BadMessage(AppError):
     """A WebSocket message that is not a turn: the socket closes with `close_code`."""
 

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from task_api import api
+from task_api.admission import Admission
 from task_api.agents.provider import open_model
 from task_api.agents.team import TOOLS, build_agents
 from task_api.config import Settings, read_settings
@@ -59,6 +60,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = await resources.enter_async_context(open_model(settings))
         app.state.engine = engine
         app.state.rate_limits = RateLimits(settings)
+        app.state.admission = Admission(
+            settings.agent_concurrency, settings.agent_queue_length, settings.agent_queue_seconds
+        )
         app.state.broker = TaskEventBroker(engine, notifier)
         app.state.run_queue = RunQueue(engine, notifier, settings.run_lease_seconds)
         app.state.agents = build_agents(model, settings.approval_required_tools)
