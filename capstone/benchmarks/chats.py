@@ -19,6 +19,11 @@ app's process spent per chat (from /proc; Linux only).
     python benchmarks/chats.py                       # 1, 100 and 500 chats, each app
     python benchmarks/chats.py --chats 100 --apps capstone floor
     python benchmarks/chats.py --chats 100 --reply-words 200    # what each delta costs
+    python benchmarks/chats.py --api responses --apps capstone sdk floor   # OpenAI's path
+
+`--api` picks the model API every app uses, as the capstone's OPENAI_API does:
+`chat_completions` (Ollama, vLLM and the like) or `responses` (what the capstone uses with
+OpenAI itself). `--agent-concurrency` sets the capstone's AGENT_CONCURRENCY.
 """
 
 import argparse
@@ -88,6 +93,7 @@ def serving(command: list[str], port: int, env: dict[str, str], cwd: Path) -> It
 class Chat:
     first_delta: float  # seconds from the request to the first piece of the reply
     total: float
+    refused: int  # 503s answered before it was served (each retried after Retry-After)
 
 
 @dataclass
@@ -99,23 +105,34 @@ class Figures:
     first_delta_p95: float
     cpu_per_chat: float | None  # seconds of the app process's CPU, per chat
     failed: int
+    refused: int  # 503s, each retried after its Retry-After: slower, not failed
 
 
 async def one_chat(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Chat:
+    """One chat, as a well-behaved client makes it: a 503 is tried again after its
+    Retry-After, and the wait counts in the chat's times."""
     started = time.perf_counter()
     first_delta = None
-    async with client.stream("POST", path, json={"message": MESSAGE}, headers=headers) as reply:
-        reply.raise_for_status()
-        async for event in aiter_sse(reply.aiter_lines()):
-            if event.event == "delta" and first_delta is None:
-                first_delta = time.perf_counter() - started
-            if event.event == "error":
-                raise RuntimeError(event.data)
-            if event.event == "done":
-                break
-    if first_delta is None:
-        raise RuntimeError("no delta")
-    return Chat(first_delta, time.perf_counter() - started)
+    refused = 0
+    while first_delta is None:
+        async with client.stream(
+            "POST", path, json={"message": MESSAGE}, headers=headers
+        ) as reply:
+            if reply.status_code == 503:
+                refused += 1
+                await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
+                continue
+            reply.raise_for_status()
+            async for event in aiter_sse(reply.aiter_lines()):
+                if event.event == "delta" and first_delta is None:
+                    first_delta = time.perf_counter() - started
+                if event.event == "error":
+                    raise RuntimeError(event.data)
+                if event.event == "done":
+                    break
+            if first_delta is None:
+                raise RuntimeError("no delta")
+    return Chat(first_delta, time.perf_counter() - started, refused)
 
 
 async def measure(app: str, url: str, pid: int, counts: list[int]) -> list[Figures]:
@@ -153,20 +170,26 @@ async def measure(app: str, url: str, pid: int, counts: list[int]) -> list[Figur
                     if after is not None and before is not None
                     else None,
                     failed=count - len(chats),
+                    refused=sum(c.refused for c in chats),
                 )
             )
     return figures
 
 
-def run_app(app: str, counts: list[int], standin_url: str) -> list[Figures]:
+def run_app(
+    app: str, counts: list[int], standin_url: str, api: str, agent_concurrency: int | None
+) -> list[Figures]:
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = {
             **os.environ,
             "OPENAI_BASE_URL": standin_url,
             "OPENAI_API_KEY": "benchmark",
+            "OPENAI_API": api,
             "AGENT_MODEL": "standin",
         }
+        if agent_concurrency is not None:
+            env["AGENT_CONCURRENCY"] = str(agent_concurrency)
         if app == "capstone":
             env |= {
                 "DATABASE_URL": f"sqlite:///{data}/bench.db",
@@ -193,6 +216,10 @@ def main() -> None:
     parser.add_argument(
         "--reply-words", type=int, help="a longer answer: this many words, one delta each"
     )
+    parser.add_argument(
+        "--api", choices=["chat_completions", "responses"], default="chat_completions"
+    )
+    parser.add_argument("--agent-concurrency", type=int, help="the capstone's AGENT_CONCURRENCY")
     args = parser.parse_args()
 
     standin_port = free_port()
@@ -206,16 +233,24 @@ def main() -> None:
         standin += ["--reply", " ".join(["word"] * args.reply_words)]
     with serving(standin, standin_port, dict(os.environ), CAPSTONE):
         url = f"http://127.0.0.1:{standin_port}/v1"
-        results = [f for app in args.apps for f in run_app(app, args.chats, url)]
+        results = [
+            f
+            for app in args.apps
+            for f in run_app(app, args.chats, url, args.api, args.agent_concurrency)
+        ]
 
     model_time = 2 * args.first_token_delay
+    print(f"model API: {args.api}")
     print(f"model time of one chat: 2 calls x {args.first_token_delay:g} s = {model_time:.2f} s")
     print(f"{os.cpu_count()} CPUs; client, stand-in and app share them\n")
-    print("app        chats   all done   first delta p50 / p95   app CPU per chat   failed")
+    print("app        chats   all done   first delta p50 / p95   app CPU per chat   failed   503s")
     for f in results:
         cpu = f"{f.cpu_per_chat * 1000:6.1f} ms" if f.cpu_per_chat is not None else "    n/a"
         first = f"{f.first_delta_p50:6.2f} s / {f.first_delta_p95:5.2f} s"
-        print(f"{f.app:9} {f.chats:6} {f.wall:9.2f} s   {first}       {cpu}        {f.failed}")
+        print(
+            f"{f.app:9} {f.chats:6} {f.wall:9.2f} s   {first}       {cpu}        {f.failed}"
+            f"   {f.refused:5}"
+        )
     by = {(f.app, f.chats): f for f in results}
     print()
     for count in dict.fromkeys(args.chats):

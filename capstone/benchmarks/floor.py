@@ -1,5 +1,7 @@
 """The floor to measure the capstone against: the same two model calls, with nothing else.
 
+Each takes the path OPENAI_API names: Chat Completions (the default) or the Responses API.
+
 `floor` streams a chat as the capstone's route does, through one AsyncOpenAI client shared by
 every request (built once, in the lifespan): a first call that asks for a tool, a second
 that streams the answer, each delta sent as a Server-Sent Event. No auth, no database, no
@@ -26,6 +28,7 @@ from typing import Any
 
 from agents import Agent, RawResponsesStreamEvent, RunConfig, Runner, function_tool
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.models.openai_responses import OpenAIResponsesModel
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from openai import AsyncOpenAI, OpenAI
@@ -44,8 +47,13 @@ TOOLS: list[Any] = [
         },
     }
 ]
+# The Responses API's form of the same tool.
+RESPONSES_TOOLS: list[Any] = [{"type": "function", **TOOLS[0]["function"]}]
 BASE_URL = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8100/v1")
 MODEL = os.environ.get("AGENT_MODEL", "standin")
+# The path to measure, as the capstone's OPENAI_API names it: Chat Completions, or Responses
+# (what the capstone uses with OpenAI itself).
+API = os.environ.get("OPENAI_API", "chat_completions")
 
 
 def event(name: str, data: dict[str, Any]) -> str:
@@ -78,6 +86,8 @@ floor = FastAPI(lifespan=lifespan)
 async def floor_chat(request: Request) -> StreamingResponse:
     message = (await request.json())["message"]
     client: AsyncOpenAI = request.app.state.client
+    if API == "responses":
+        return StreamingResponse(responses_answer(client, message), media_type="text/event-stream")
 
     async def answer() -> AsyncIterator[str]:
         messages = first_request(message)
@@ -110,10 +120,38 @@ async def floor_chat(request: Request) -> StreamingResponse:
     return StreamingResponse(answer(), media_type="text/event-stream")
 
 
+async def responses_answer(client: AsyncOpenAI, message: str) -> AsyncIterator[str]:
+    """The same two calls through the Responses API: a tool call, then the streamed answer."""
+    request: list[Any] = first_request(message)
+    call: Any = None
+    stream = await client.responses.create(
+        model=MODEL, input=request, tools=RESPONSES_TOOLS, stream=True
+    )
+    async for item in stream:
+        if item.type == "response.output_item.done" and item.item.type == "function_call":
+            call = item.item
+    yield event("tool_call", {"name": call.name})
+    request += [
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": "{}"},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "[]"},
+    ]
+    stream = await client.responses.create(
+        model=MODEL, input=request, tools=RESPONSES_TOOLS, stream=True
+    )
+    reply = ""
+    async for item in stream:
+        if item.type == "response.output_text.delta":
+            reply += item.delta
+            yield event("delta", {"text": item.delta})
+    yield event("done", {"reply": reply})
+
+
 @asynccontextmanager
 async def sdk_lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncOpenAI(base_url=BASE_URL, api_key="benchmark") as client:
-        model = OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+        model: Any = OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+        if API == "responses":
+            model = OpenAIResponsesModel(model=MODEL, openai_client=client)
         reporter = Agent(name="Reporter", instructions="Report.", tools=[list_tasks], model=model)
         app.state.agent = Agent(
             name="TaskManager", instructions="Triage.", handoffs=[reporter], model=model

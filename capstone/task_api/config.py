@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     agent_model: str = "offline"
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
+    # The provider's API: OpenAI's Responses API, or Chat Completions (what Ollama, vLLM and
+    # most OpenAI-compatible servers speak). Unset: Responses for OpenAI itself, Chat
+    # Completions at an OPENAI_BASE_URL.
+    openai_api: Literal["responses", "chat_completions"] | None = None
     agent_timeout_seconds: float = Field(default=60, gt=0)
     # Send traces of agent runs to OpenAI's dashboard (needs OPENAI_API_KEY).
     agent_tracing: bool = False

@@ -531,6 +531,24 @@ def test_the_openai_client_path_hands_off(client: TestClient, standin: StandinCo
     assert "transfer_to_reporter" in {tool["function"]["name"] for tool in first.body["tools"]}
 
 
+def test_the_responses_api_path_hands_off_and_streams(
+    client: TestClient,
+    standin_provider: tuple[StandinConfig, Settings],
+    use_provider: UseProvider,
+) -> None:
+    config, provider = standin_provider
+    use_provider(provider.model_copy(update={"openai_api": "responses"}))  # as OpenAI's own
+
+    events = events_of(stream(client, "What do I have to do?"))
+
+    assert [e.json()["name"] for e in events if e.event == "agent"] == ["TaskManager", "Reporter"]
+    assert len([e for e in events if e.event == "delta"]) > 1
+    assert events[-1].event == "done"
+    assert {request.path for request in config.requests} == {"/v1/responses"}
+    names = {tool["name"] for tool in config.requests[0].body["tools"]}
+    assert "transfer_to_reporter" in names
+
+
 @pytest.mark.parametrize("status", [500, 503, 429, 400])
 def test_a_provider_error_is_502(client: TestClient, standin: StandinConfig, status: int) -> None:
     standin.fail_with = status

@@ -2,7 +2,8 @@
 
 Lesson tests point the real `openai` client (and the Agents SDK's
 `OpenAIChatCompletionsModel`) at it, so the whole HTTP path runs without a key or a
-network. It speaks the Chat Completions wire format, streamed and not:
+network. It speaks the Chat Completions wire format, streamed and not, and the Responses API's
+(`POST /v1/responses`, streamed and not) with the same policy:
 
 - tools offered, no tool result since the last user message -> one call to
   `config.tool_call` (when that tool is offered);
@@ -92,7 +93,8 @@ class _Answer:
 
 
 def create_app(config: StandinConfig | None = None) -> Starlette:
-    """Build the stand-in ASGI app (`POST /v1/chat/completions`, `GET /v1/models`)."""
+    """Build the stand-in ASGI app (`POST /v1/chat/completions`, `POST /v1/responses`,
+    `GET /v1/models`)."""
     config = config if config is not None else StandinConfig()
     counter = itertools.count(1)
 
@@ -149,6 +151,24 @@ def create_app(config: StandinConfig | None = None) -> Starlette:
         await asyncio.sleep(config.first_token_delay)
         return JSONResponse(_completion(answer, completion_id, call_id, model, usage))
 
+    async def responses(request: Request) -> Response:
+        body = (await record(request)).body
+        if (refused := refuse(request)) is not None:
+            return refused
+        if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
+            return _error(400, "The body must be a JSON object with an 'input'.", param="input")
+        if config.misbehave is not None:
+            return _misbehave(config.misbehave, stream=bool(body.get("stream")))
+        number = next(counter)
+        answer = _decide_response(config, body)
+        model = str(body.get("model") or config.model)
+        usage = _response_usage(body["input"], answer)
+        if body.get("stream"):
+            events = _response_events(config, answer, number, model, usage)
+            return StreamingResponse(events, media_type="text/event-stream")
+        await asyncio.sleep(config.first_token_delay)
+        return JSONResponse(_response(answer, number, model, usage, _output(answer, number)))
+
     async def models(request: Request) -> Response:
         await record(request)
         if (refused := refuse(request)) is not None:
@@ -159,13 +179,14 @@ def create_app(config: StandinConfig | None = None) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
         ]
     )
 
 
 def _decide(config: StandinConfig, body: dict[str, Any]) -> _Answer:
-    """Apply the policy: one tool call if it fits, otherwise text."""
+    """Apply the policy to a Chat Completions request."""
     messages: list[dict[str, Any]] = [m for m in body["messages"] if isinstance(m, dict)]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     tool_outputs = [
@@ -178,7 +199,33 @@ def _decide(config: StandinConfig, body: dict[str, Any]) -> _Answer:
         for tool in body.get("tools") or []
         if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
     }
-    if not tool_outputs and config.tool_call is not None and body.get("tool_choice") != "none":
+    return _policy(config, tool_outputs, offered, body.get("tool_choice"))
+
+
+def _decide_response(config: StandinConfig, body: dict[str, Any]) -> _Answer:
+    """Apply the policy to a Responses request: its input items, its function tools."""
+    raw = body["input"]
+    items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
+    items = [item for item in items if isinstance(item, dict)]
+    last_user = max((i for i, m in enumerate(items) if m.get("role") == "user"), default=-1)
+    tool_outputs = [
+        _content_text(item.get("output"))
+        for item in items[last_user + 1 :]
+        if item.get("type") == "function_call_output"
+    ]
+    offered = {
+        tool.get("name")
+        for tool in body.get("tools") or []
+        if isinstance(tool, dict) and tool.get("type") == "function"
+    }
+    return _policy(config, tool_outputs, offered, body.get("tool_choice"))
+
+
+def _policy(
+    config: StandinConfig, tool_outputs: list[str], offered: set[Any], tool_choice: Any
+) -> _Answer:
+    """One tool call if it fits (no tool output since the user spoke), otherwise text."""
+    if not tool_outputs and config.tool_call is not None and tool_choice != "none":
         # "a|b": the first of these tools that is offered.
         names, arguments = config.tool_call
         if name := next((n for n in names.split("|") if n in offered), None):
@@ -341,6 +388,154 @@ def _usage(messages: list[Any], answer: _Answer) -> dict[str, Any]:
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+
+
+def _output(answer: _Answer, number: int) -> list[dict[str, Any]]:
+    """The Responses API's output items of an answer, complete."""
+    if answer.tool_name is not None:
+        return [
+            {
+                "type": "function_call",
+                "id": f"fc_standin_{number}",
+                "call_id": f"call_standin_{number}",
+                "name": answer.tool_name,
+                "arguments": answer.tool_arguments or "",
+                "status": "completed",
+            }
+        ]
+    text = {"type": "output_text", "text": answer.text or "", "annotations": [], "logprobs": []}
+    return [
+        {
+            "type": "message",
+            "id": f"msg_standin_{number}",
+            "role": "assistant",
+            "status": "completed",
+            "content": [text],
+        }
+    ]
+
+
+def _response(
+    answer: _Answer,
+    number: int,
+    model: str,
+    usage: dict[str, Any] | None,
+    output: list[dict[str, Any]],
+    status: str = "completed",
+) -> dict[str, Any]:
+    return {
+        "id": f"resp_standin_{number}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "model": model,
+        "output": output,
+        "usage": usage,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "metadata": {},
+        "temperature": None,
+        "top_p": None,
+    }
+
+
+async def _response_events(
+    config: StandinConfig, answer: _Answer, number: int, model: str, usage: dict[str, Any]
+) -> AsyncIterator[str]:
+    """The events OpenAI's Responses API streams: the response created, each output item
+    added, its text or its arguments in pieces, the item done, the response completed."""
+    sequence = itertools.count()
+
+    def sse(kind: str, **data: Any) -> str:
+        payload = {"type": kind, "sequence_number": next(sequence), **data}
+        return f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+    [item] = _output(answer, number)
+    yield sse(
+        "response.created", response=_response(answer, number, model, None, [], "in_progress")
+    )
+    await asyncio.sleep(config.first_token_delay)
+    if answer.tool_name is not None:
+        added = {**item, "arguments": "", "status": "in_progress"}
+        yield sse("response.output_item.added", output_index=0, item=added)
+        for piece in _split_arguments(answer.tool_arguments or ""):
+            await asyncio.sleep(config.chunk_delay)
+            yield sse(
+                "response.function_call_arguments.delta",
+                item_id=item["id"],
+                output_index=0,
+                delta=piece,
+            )
+        yield sse(
+            "response.function_call_arguments.done",
+            item_id=item["id"],
+            output_index=0,
+            arguments=item["arguments"],
+        )
+    else:
+        text = item["content"][0]
+        yield sse(
+            "response.output_item.added",
+            output_index=0,
+            item={**item, "status": "in_progress", "content": []},
+        )
+        yield sse(
+            "response.content_part.added",
+            item_id=item["id"],
+            output_index=0,
+            content_index=0,
+            part={**text, "text": ""},
+        )
+        for piece in _WORD_BOUNDARY.split(answer.text or ""):
+            await asyncio.sleep(config.chunk_delay)
+            yield sse(
+                "response.output_text.delta",
+                item_id=item["id"],
+                output_index=0,
+                content_index=0,
+                delta=piece,
+                logprobs=[],
+            )
+        yield sse(
+            "response.output_text.done",
+            item_id=item["id"],
+            output_index=0,
+            content_index=0,
+            text=text["text"],
+            logprobs=[],
+        )
+        yield sse(
+            "response.content_part.done",
+            item_id=item["id"],
+            output_index=0,
+            content_index=0,
+            part=text,
+        )
+    yield sse("response.output_item.done", output_index=0, item=item)
+    yield sse("response.completed", response=_response(answer, number, model, usage, [item]))
+
+
+def _response_usage(raw_input: Any, answer: _Answer) -> dict[str, Any]:
+    """Usage as the Responses API counts it (words stand in for tokens)."""
+    items = [{"content": raw_input}] if isinstance(raw_input, str) else raw_input
+    words = sum(
+        len(_content_text(item.get("content", item.get("output"))).split())
+        for item in items
+        if isinstance(item, dict)
+    )
+    output = answer.text if answer.tool_name is None else answer.tool_arguments
+    produced = max(len((output or "").split()), 1)
+    return {
+        "input_tokens": words,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": produced,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": words + produced,
     }
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -10,6 +11,7 @@ import pytest
 from agents import (
     Agent,
     OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
     Runner,
     function_tool,
     set_tracing_disabled,
@@ -331,6 +333,93 @@ async def test_agent_streams_through_the_standin(agent: Agent) -> None:
 
     assert "".join(deltas) == result.final_output
     assert "buy milk" in result.final_output
+
+
+# --- the Responses API: the path OpenAI users take (OpenAIResponsesModel) -------------------
+
+RESPONSES_TOOL: Any = {
+    "type": "function",
+    "name": "list_tasks",
+    "description": "List the user's tasks.",
+    "parameters": {"type": "object", "properties": {}},
+}
+
+
+@pytest.mark.anyio
+async def test_responses_streams_the_events_openai_streams(client: AsyncOpenAI) -> None:
+    stream = await client.responses.create(model="gpt-test", input="hello", stream=True)
+    events = [event async for event in stream]
+
+    kinds = [event.type for event in events]
+    assert kinds[:3] == [
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    deltas = [event.delta for event in events if event.type == "response.output_text.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == DEFAULT_REPLY
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    completed = events[-1].response  # type: ignore[union-attr]
+    assert completed.output_text == DEFAULT_REPLY
+    assert completed.usage is not None and completed.usage.total_tokens > 0
+
+
+@pytest.mark.anyio
+async def test_responses_calls_a_tool_then_answers_from_its_output(client: AsyncOpenAI) -> None:
+    stream = await client.responses.create(
+        model="gpt-test", input="what is pending?", tools=[RESPONSES_TOOL], stream=True
+    )
+    events = [event async for event in stream]
+    pieces = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    [call] = events[-1].response.output  # type: ignore[union-attr]
+    assert call.type == "function_call" and call.name == "list_tasks"
+    assert json.loads("".join(pieces)) == json.loads(call.arguments) == {"status": "pending"}
+
+    answer = await client.responses.create(
+        model="gpt-test",
+        tools=[RESPONSES_TOOL],
+        input=[
+            {"role": "user", "content": "what is pending?"},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": "{}",
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": "[]"},
+        ],
+    )
+    assert answer.output_text == "Here is what I found: []"
+
+
+def test_the_sdks_responses_model_runs_a_tool_through_it(base_url: str) -> None:
+    set_tracing_disabled(True)
+
+    @function_tool
+    def list_tasks(status: str) -> str:
+        """List the user's tasks."""
+        return json.dumps([{"id": 1, "title": "Buy milk", "status": status}])
+
+    async def run() -> tuple[str, list[str]]:
+        async with AsyncOpenAI(base_url=base_url, api_key=API_KEY) as client:
+            model = OpenAIResponsesModel(model="gpt-test", openai_client=client)
+            agent = Agent(name="Reporter", tools=[list_tasks], model=model)
+            result = Runner.run_streamed(agent, "what is pending?")
+            names = [
+                e.name async for e in result.stream_events() if e.type == "run_item_stream_event"
+            ]
+            return str(result.final_output), names
+
+    reply, names = asyncio.run(run())
+
+    assert names == ["tool_called", "tool_output", "message_output_created"]
+    assert reply == 'Here is what I found: [{"id": 1, "title": "Buy milk", "status": "pending"}]'
 
 
 def test_create_app_serves_without_a_thread() -> None:

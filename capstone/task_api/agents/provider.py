@@ -38,12 +38,13 @@ async def open_model(settings: Settings) -> AsyncIterator[Model]:
         yield OfflineModel(delay=settings.offline_model_delay, routes=OFFLINE_ROUTES)
         return
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    if settings.openai_base_url:
-        # Ollama, vLLM, LM Studio...: they speak the Chat Completions API, and need no key.
-        client = AsyncOpenAI(base_url=settings.openai_base_url, api_key=api_key or "unused")
-        model: Model = OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
-    else:
-        client = AsyncOpenAI(api_key=api_key)
+    # Ollama, vLLM, LM Studio...: they need no key, but the client wants one.
+    client = AsyncOpenAI(base_url=settings.openai_base_url, api_key=api_key or "unused")
+    api = settings.openai_api or ("chat_completions" if settings.openai_base_url else "responses")
+    model: Model
+    if api == "responses":
         model = OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+    else:
+        model = OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
     async with client:
         yield model
