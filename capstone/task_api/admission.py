@@ -45,11 +45,11 @@ class Admission:
         try:
             async with asyncio.timeout(self.wait_seconds):
                 await place  # `leave` hands its place over: `free` stays as it is
-        except TimeoutError:
-            raise AgentsBusy(retry_after=1) from None
-        except BaseException:
+        except BaseException as gave_up:  # its wait ran out, or its client went away
             if place.done() and not place.cancelled():
                 self.leave()  # handed a place just as it gave up: pass it on
+            if isinstance(gave_up, TimeoutError):
+                raise AgentsBusy(retry_after=1) from None
             raise
         finally:
             if place in self.waiting:
