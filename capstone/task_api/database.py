@@ -88,6 +88,9 @@ def connect_timed(dialect: Any, record: Any, cargs: Any, cparams: Any) -> TimedC
     return TimedConnection.connect(*cargs, **cparams)
 
 
+SQLITE_POOL_SIZE = 40  # anyio's worker threads, which run every blocking database call
+
+
 def create_db_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
@@ -97,6 +100,11 @@ def create_db_engine(url: str) -> Engine:
             url,
             hide_parameters=True,  # an error's message never carries a password hash, a title
             connect_args={"check_same_thread": False, "timeout": 30},
+            # One per worker thread that may use it (the default five meant, under load,
+            # opening and closing a connection, pragmas and all, for most sessions), and a few
+            # more for the SDK's tools, which run in threads of their own.
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=10,
             pool_timeout=POOL_TIMEOUT_SECONDS,
         )
         event.listen(engine, "connect", set_sqlite_pragmas)
