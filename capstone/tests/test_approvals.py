@@ -8,16 +8,18 @@ from typing import Any
 import pytest
 from agents import Model
 from agents.testing import ScriptedModel, assistant_message, function_call
-from conftest import API, bearer, create_user
+from conftest import API, bearer, create_user, settings_for
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from course_shared.sse import parse_sse
 from task_api.agents.pauses import expire_pauses
 from task_api.agents.team import build_agents
+from task_api.main import create_app
 from task_api.models import PausedTurn, Scope, User, utc_now
+from task_api.runs.worker import Worker
 
 UseModel = Callable[[Model], None]
 
@@ -409,3 +411,29 @@ def test_the_owner_of_a_run_alone_decides_it(
 
     assert refused.status_code == 404
     assert client.get(f"/runs/{run['id']}").json()["status"] == "awaiting_approval"
+
+
+def test_a_worker_takes_on_no_more_expired_turns_than_its_concurrency(
+    isolated_database_url: str,
+) -> None:
+    settings = settings_for(isolated_database_url, runs_in_process=False, worker_concurrency=2)
+    app = create_app(settings)
+    with TestClient(app, base_url=f"http://testserver{API}") as client:
+        with Session(app.state.engine) as session:
+            alice = create_user(session, "alice")
+        client.headers.update(bearer(alice, settings))
+        for title in ("One", "Two", "Three"):
+            task_id = client.post("/tasks", json={"title": title}).json()["id"]
+            ask_to_delete(client, task_id)
+        expire(app.state.engine)
+        state = app.state
+        worker = Worker(settings, state.engine, state.run_queue, state.broker, state.agents)
+        worker.expired_turns = {object(), object()}  # type: ignore[arg-type]  # both places taken
+
+        asyncio.run(worker.take_runs())
+
+        assert len(worker.expired_turns) == 2  # none taken on
+        assert len(client.get("/approvals").json()) == 0  # expired, all three
+        with Session(app.state.engine) as session:
+            waiting = session.exec(select(PausedTurn).where(col(PausedTurn.taken_at).is_(None)))
+            assert len(list(waiting)) == 3  # left for a sweep with room

@@ -173,7 +173,7 @@ class ApprovalStore:
         self.owner_id = owner_id
 
     def list_pending(self) -> list[ApprovalPublic]:
-        """The approvals that wait for the owner, oldest first."""
+        """The approvals that still wait for the owner, oldest first."""
         query = (
             select(Approval, PausedTurn)
             .join(PausedTurn, col(Approval.paused_turn_id) == col(PausedTurn.id))
@@ -182,6 +182,7 @@ class ApprovalStore:
                 Approval.status == ApprovalStatus.PENDING,
                 col(PausedTurn.taken_at).is_(None),
                 col(PausedTurn.state).is_not(None),
+                col(PausedTurn.expires_at) > utc_now(),  # expired: rejected, even if not swept
             )
             .order_by(col(Approval.created_at), col(Approval.id))
             .limit(100)

@@ -152,7 +152,13 @@ class Worker:
         loop = asyncio.get_running_loop()
         if loop.time() >= self.next_recovery:
             await run_in_threadpool(self.queue.recover)
-            for pause in await run_in_threadpool(expire_pauses, self.engine, self.queue.notifier):
+            # At most WORKER_CONCURRENCY expired chat turns at once, like runs: the rest wait
+            # for a later sweep.
+            room = self.settings.worker_concurrency - len(self.expired_turns)
+            expired = await run_in_threadpool(
+                expire_pauses, self.engine, self.queue.notifier, max(room, 0)
+            )
+            for pause in expired:
                 turn = asyncio.create_task(self.finish_expired_turn(pause))
                 self.expired_turns.add(turn)
                 turn.add_done_callback(self.expired_turns.discard)
